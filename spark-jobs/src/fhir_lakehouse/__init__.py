@@ -1,0 +1,1 @@
+"""Silver and gold jobs of the Epic FHIR lakehouse."""
