@@ -3,8 +3,16 @@ from fhir_lakehouse.lake_contract import BRONZE_COLUMNS, METRIC_TYPES, layer_uri
 
 def test_bronze_columns_follow_the_design() -> None:
     assert BRONZE_COLUMNS == [
-        "resource_type", "id", "version_id", "last_updated", "content_hash",
-        "patient_ref", "run_id", "source", "ingested_at", "resource",
+        "resource_type",
+        "id",
+        "version_id",
+        "last_updated",
+        "content_hash",
+        "patient_ref",
+        "run_id",
+        "source",
+        "ingested_at",
+        "resource",
     ]
 
 
