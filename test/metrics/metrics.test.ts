@@ -42,7 +42,14 @@ describe("MetricsCollector", () => {
     ]);
     expect(schema.map(([n]) => n)).toEqual(LAKE_CONTRACT.metrics.columns.map((c) => c.name));
     expect(table.numRows).toBe(2);
-    expect(table.get(0)?.toJSON()).toMatchObject({ run_id: "run-1", step: "extract", name: "epic.pages", metric_type: "COUNT", value: 12, unit: "count" });
+    expect(table.get(0)?.toJSON()).toMatchObject({
+      run_id: "run-1",
+      step: "extract",
+      name: "epic.pages",
+      metric_type: "COUNT",
+      value: 12,
+      unit: "count",
+    });
     expect(JSON.parse(String(table.get(0)?.toJSON().attributes))).toEqual({ resource_type: "Observation" });
 
     const [first] = decodeMetricsParquet(fs.readFileSync(path.join(metricsDir(), files[0])));
@@ -64,7 +71,10 @@ describe("MetricsCollector", () => {
     expect(load.value).toBeLessThan(60);
     expect(boom.attributes).toEqual({ failed: true });
     await m.flush(); // plain path lake root
-    expect(decodeMetricsParquet(fs.readFileSync(path.join(metricsDir(), fs.readdirSync(metricsDir())[0]))).map((r) => r.name)).toEqual(["load", "boom"]);
+    expect(decodeMetricsParquet(fs.readFileSync(path.join(metricsDir(), fs.readdirSync(metricsDir())[0]))).map((r) => r.name)).toEqual([
+      "load",
+      "boom",
+    ]);
   });
 
   it("records the step's canonical runtime, records, bytes and throughput", async () => {
@@ -109,7 +119,10 @@ describe("MetricsCollector", () => {
     } finally {
       spy.mockRestore();
     }
-    const blobs = lines.flatMap((l) => l.split("\n")).filter((l) => l.includes("_aws")).map((l) => JSON.parse(l));
+    const blobs = lines
+      .flatMap((l) => l.split("\n"))
+      .filter((l) => l.includes("_aws"))
+      .map((l) => JSON.parse(l));
     expect(blobs).toHaveLength(1);
     const blob = blobs[0];
     expect(blob._aws.CloudWatchMetrics[0].Namespace).toBe("FhirLakehouseTest");
