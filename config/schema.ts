@@ -95,6 +95,8 @@ export const ProcessingConfig = z
       .strict(),
     maximumCapacity: z.object({ cpu: z.string(), memory: z.string(), disk: z.string() }).strict(),
     autoStopIdleMinutes: z.number().int().min(1).max(10_080),
+    /** EMR Serverless cancels a job running longer than this (the state machine then fails the run). */
+    jobTimeoutMinutes: z.number().int().min(10).max(1440).default(360),
     spark: SparkSettings,
     /** Spark settings for local runs (one machine): same keys, smaller numbers. */
     localSpark: SparkSettings,
@@ -122,6 +124,10 @@ export const ConfigSchema = z
         scheduleExpression: z.string().regex(/^(cron|rate)\(.+\)$/, "must be cron(...) or rate(...)"),
         scheduleTimezone: z.string().default("UTC"),
         enabled: z.boolean().default(true),
+        /** Epic groups exported (or crawled) at the same time by the state machine's Map. */
+        maxParallelGroups: z.number().int().min(1).max(40).default(4),
+        /** A run still going after this long is stopped (state machine TimeoutSeconds). */
+        runTimeoutHours: z.number().int().min(1).max(168).default(24),
       })
       .strict(),
     analytics: z.object({ bytesScannedCutoffPerQuery: z.number().int().min(10_000_000) }).strict(),
@@ -139,6 +145,8 @@ export const ConfigSchema = z
       .object({
         vpcCidr: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, "must be a CIDR"),
         maxAzs: z.number().int().min(1).max(3).default(2),
+        /** NAT gateways for the egress to Epic (one per AZ for resilience, one to save cost). */
+        natGateways: z.number().int().min(1).max(3).default(1),
         /** Where Epic lives: the only egress the extractor functions get (443 only). */
         epicEgressCidrs: z.array(z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, "must be a CIDR")).min(1),
       })
