@@ -83,6 +83,7 @@ export interface SimulatorHandle {
   population: Population;
   /** The client configuration (also written to opts.clientOut when given). */
   clientConfig: ClientConfigFile;
+  /** What was served (see lib/simulator/stats.ts); waits for responses already under way to be written. */
   stats(): Promise<SimulatorStats>;
   resetStats(): Promise<void>;
   /** Advances the simulated clock by `days` (default 1). */
@@ -164,8 +165,11 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
     profile,
     population: pop,
     clientConfig,
-    stats: async () => server.stats.snapshot(pop.day),
-    resetStats: async () => server.stats.reset(),
+    stats: () => server.settledStats(),
+    resetStats: async () => {
+      await server.settledStats();
+      server.stats.reset();
+    },
     advance: async (days = 1) => server.advance(days),
     phiStrings: (limit?: number) => pop.phiStrings(limit),
     stop: async () => {

@@ -691,9 +691,12 @@ class PatientBuilder {
     // Change times fall inside (now(k-1), now(k)], so `_since = transactionTime of day k-1` finds them.
     const at = (): number => dayStart + rng.int(1, 86_400) * 1000;
     const nUpd = rng.int(1, 3);
+    const picked = new Set<number>();
     for (let u = 0; u < nUpd; u++) {
-      const r = this.resources[rng.int(0, this.resources.length - 1)];
-      this.update(r, rng, at());
+      const idx = rng.int(0, this.resources.length - 1);
+      if (picked.has(idx)) continue; // one new version per resource per day
+      picked.add(idx);
+      this.update(this.resources[idx], rng, at());
     }
     if (rng.chance(0.5)) {
       const when = at();

@@ -15,7 +15,7 @@ import { isResourceType, Population, RESOURCE_TYPES, type ResourceType } from ".
 import { hashInts, hashUnit } from "./prng";
 import { RateLimiter } from "./rate-limit";
 import { outcomeReply, readGroup, readResource, search, type FhirReply, type Profile, type SearchContext } from "./search";
-import { StatsRecorder } from "./stats";
+import { StatsRecorder, type SimulatorStats } from "./stats";
 
 export const FHIR_BASE_PATH = "/api/FHIR/R4";
 export const TOKEN_PATH = "/oauth2/token";
@@ -54,6 +54,8 @@ export class SimulatorServer {
   private requestSeq = 0;
   private downloadSeq = 0;
   private jobSeq = 0;
+  /** Responses that will count served resources once written (see settledStats). */
+  private readonly inflight = new Set<Promise<void>>();
   port = 0;
   baseUrl = "";
   tokenUrl = "";
@@ -91,6 +93,34 @@ export class SimulatorServer {
       server.close(() => resolve());
       server.closeAllConnections();
     });
+  }
+
+  /**
+   * The stats once every response already under way has been written out (or aborted), so that
+   * a client that has just read a whole response sees it counted. Waits at most `maxWaitMs`.
+   */
+  async settledStats(maxWaitMs = 5000): Promise<SimulatorStats> {
+    if (this.inflight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...this.inflight]),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, maxWaitMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.stats.snapshot(this.s.pop.day);
+  }
+
+  /** Registers a response whose delivery affects the stats. */
+  private track(res: http.ServerResponse): void {
+    const p = new Promise<void>((resolve) => {
+      res.once("finish", () => resolve());
+      res.once("close", () => resolve());
+    });
+    this.inflight.add(p);
+    void p.then(() => this.inflight.delete(p));
   }
 
   private get ctx(): SearchContext {
@@ -204,8 +234,9 @@ export class SimulatorServer {
   private async handleAdmin(req: http.IncomingMessage, res: http.ServerResponse, p: string): Promise<void> {
     const method = req.method ?? "GET";
     if (p === "/_admin/jwks.json" && method === "GET") return this.sendJson(res, 200, this.s.auth.jwks());
-    if (p === "/_admin/stats" && method === "GET") return this.sendJson(res, 200, this.stats.snapshot(this.s.pop.day));
+    if (p === "/_admin/stats" && method === "GET") return this.sendJson(res, 200, await this.settledStats());
     if (p === "/_admin/reset-stats" && method === "POST") {
+      await this.settledStats();
       this.stats.reset();
       return this.sendJson(res, 200, { reset: true });
     }
@@ -372,6 +403,7 @@ export class SimulatorServer {
       // connection closes before the body ends.
       const payload = gzip ? zlib.gzipSync(buf, { level: 1, finishFlush: zlib.constants.Z_SYNC_FLUSH }) : buf;
       res.writeHead(200, headers);
+      this.track(res);
       res.write(payload, (err) => {
         if (!err) this.countLines(file, cut);
         res.socket?.destroySoon();
@@ -381,11 +413,13 @@ export class SimulatorServer {
 
     res.writeHead(200, headers);
     const src = fs.createReadStream(file.path, { highWaterMark: 256 * 1024 });
-    const done = (err: NodeJS.ErrnoException | null | undefined): void => {
-      if (!err) this.countLines(file, file.count);
-    };
-    if (gzip) pipeline(src, zlib.createGzip({ level: 1 }), res, done);
-    else pipeline(src, res, done);
+    // Count on 'finish' (every byte handed to the connection), not on the pipeline's callback,
+    // which also waits for the file descriptor to close: a client could ask for the stats first.
+    res.on("finish", () => this.countLines(file, file.count));
+    this.track(res);
+    const ignore = (): void => undefined; // an aborted download simply counts nothing
+    if (gzip) pipeline(src, zlib.createGzip({ level: 1 }), res, ignore);
+    else pipeline(src, res, ignore);
   }
 
   /** Counts the first n lines of a file as delivered (see stats.ts for the exact semantics). */
@@ -402,6 +436,7 @@ export class SimulatorServer {
   private sendFhir(res: http.ServerResponse, reply: FhirReply): void {
     const body = Buffer.from(reply.body);
     res.writeHead(reply.status, { "Content-Type": "application/fhir+json; charset=utf-8", "Content-Length": body.length });
+    if (reply.entries.length > 0) this.track(res);
     res.end(body, () => {
       if (reply.status === 200) for (const r of reply.entries) this.stats.markServed(r.type, resourceKey(r.owner, r.slot, r.version));
     });

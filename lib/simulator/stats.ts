@@ -4,10 +4,10 @@
 // - It counts DISTINCT resource versions (type, id, versionId) per resource type that reached a
 //   client in full: a resource counts once however many times it is delivered (a bulk file
 //   downloaded twice, the same resource returned by a read and a search, or by two exports).
-// - Bulk NDJSON files: a line counts when its last byte (the newline) has been handed to the
-//   connection. A complete download counts every line. A truncated download (`truncate` fault)
-//   counts only the lines before the cut; the partial line at the cut and everything after it do
-//   not count (unless delivered again later). Lines corrupted by the `malformed` fault count as
+// - Bulk NDJSON files: a complete download (every byte handed to the connection) counts every
+//   line. A truncated download (`truncate` fault) counts only the complete lines before the cut;
+//   the partial line at the cut and everything after it do not count (unless delivered again
+//   later). A download the client aborts counts nothing. Lines corrupted by the `malformed` fault count as
 //   served for the file's type: the client receives them and must count them as rejects. So, for
 //   each type: rows kept by a client + lines it rejected = served (after stats are reset and
 //   provided the client keeps each delivered resource version once).
@@ -15,6 +15,8 @@
 //   response has been written. OperationOutcome entries (search.mode = outcome) are not resources
 //   of a served type and are not counted. Group reads are not counted.
 // - Deleted entries of a bulk `deleted` file (spec profile) are counted apart, in `deleted`.
+// Reading the stats (GET /_admin/stats, handle.stats()) first waits for responses already under
+// way to be written out, so a client that has just read a whole response sees it counted.
 // `requests` counts every request to the FHIR base (including refused and faulted ones);
 // `throttled` counts 429s from the rate limit (injected 429 faults are counted under `faults`).
 export interface SimulatorStats {
