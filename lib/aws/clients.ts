@@ -8,6 +8,10 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { SQSClient } from "@aws-sdk/client-sqs";
 
+// The SDK warns on every CLI start under Node 20 that *future* SDK versions will need Node 22; the
+// lockfile pins this one, which supports Node 20, so the warning would only bury the CLI's output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 /**
  * Test-only: every client talks to this URL instead of AWS (the moto server the tests start on
  * 127.0.0.1). Users never set it; real runs resolve endpoints from the region.
