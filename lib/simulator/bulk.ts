@@ -72,8 +72,9 @@ const FLUSH_BYTES = 1 << 20;
 
 class FileWriter {
   private fd: number;
-  private buf: string[] = [];
-  private bufBytes = 0;
+  // Lines are copied straight into one reusable buffer (ASCII, so latin1 = UTF-8): no joins.
+  private buf = Buffer.allocUnsafe(FLUSH_BYTES);
+  private used = 0;
   private size = 0;
   private ends: number[] = [];
   private keys: number[] = [];
@@ -94,21 +95,24 @@ class FileWriter {
   }
 
   write(line: string, key: number, deleted?: Array<{ type: string; key: number }>): void {
-    const bytes = Buffer.byteLength(line) + 1;
-    this.buf.push(line);
-    this.bufBytes += bytes;
+    // Generated resources are pure ASCII (checked by the population tests), so length = bytes.
+    const bytes = line.length + 1;
+    if (this.used + bytes > this.buf.length) {
+      this.flush();
+      if (bytes > this.buf.length) this.buf = Buffer.allocUnsafe(bytes);
+    }
+    this.used += this.buf.write(line, this.used, "latin1");
+    this.buf[this.used++] = 0x0a;
     this.size += bytes;
     this.ends.push(this.size);
     this.keys.push(key);
     if (deleted && this.deletedEntries) this.deletedEntries.push(deleted);
-    if (this.bufBytes >= FLUSH_BYTES) this.flush();
   }
 
   private flush(): void {
-    if (this.buf.length === 0) return;
-    fs.writeSync(this.fd, this.buf.join("\n") + "\n");
-    this.buf = [];
-    this.bufBytes = 0;
+    if (this.used === 0) return;
+    fs.writeSync(this.fd, this.buf, 0, this.used);
+    this.used = 0;
   }
 
   close(): BulkFile {

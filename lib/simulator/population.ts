@@ -145,8 +145,24 @@ export interface GroupInfo {
 
 const ORG_SLOT_BASE = 200_000;
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
+let isoDay = NaN;
+let isoDayPrefix = "";
+const pad2 = (n: number): string => (n < 10 ? "0" + n : String(n));
+/** ISO 8601 instant with milliseconds, like Date.toISOString but cached per day (a hot path). */
+export function iso(ms: number): string {
+  const day = Math.floor(ms / 86_400_000);
+  if (day !== isoDay) {
+    isoDay = day;
+    isoDayPrefix = new Date(day * 86_400_000).toISOString().slice(0, 11);
+  }
+  let r = ms - day * 86_400_000;
+  const h = Math.floor(r / 3_600_000);
+  r -= h * 3_600_000;
+  const m = Math.floor(r / 60_000);
+  r -= m * 60_000;
+  const sec = Math.floor(r / 1000);
+  const milli = r - sec * 1000;
+  return `${isoDayPrefix}${pad2(h)}:${pad2(m)}:${pad2(sec)}.${milli < 10 ? "00" + milli : milli < 100 ? "0" + milli : milli}Z`;
 }
 function isoDate(ms: number): string {
   return iso(ms).slice(0, 10);
@@ -353,6 +369,21 @@ export class Population {
   }
 }
 
+const BP_SYSTOLIC_CODE = { coding: [{ system: LOINC, code: BP_SYSTOLIC.code, display: BP_SYSTOLIC.display }] };
+const BP_DIASTOLIC_CODE = { coding: [{ system: LOINC, code: BP_DIASTOLIC.code, display: BP_DIASTOLIC.display }] };
+const categoryCache = new Map<string, unknown>();
+function sharedCategory(code: string, display: string): unknown {
+  let c = categoryCache.get(code);
+  if (!c) categoryCache.set(code, (c = [{ coding: [{ system: OBS_CATEGORY, code, display }], text: display }]));
+  return c;
+}
+const loincCache = new Map<string, unknown>();
+function sharedLoinc(code: string, display: string): unknown {
+  let c = loincCache.get(code);
+  if (!c) loincCache.set(code, (c = { coding: [{ system: LOINC, code, display }], text: display }));
+  return c;
+}
+
 /** FHIR JSON text of a resource; `withLastUpdated` false drops meta.lastUpdated (Epic bulk output). */
 export function serializeResource(r: SimResource, withLastUpdated: boolean): string {
   const rest = JSON.stringify(r.body);
@@ -368,6 +399,7 @@ class PatientBuilder {
   private readonly resources: SimResource[] = [];
   private nextSlot = 0;
   private readonly patientRef: Record<string, string>;
+  private readonly subjectRef: Record<string, string>;
   private readonly orgIndex: number;
   private readonly clinicians: number[];
   private readonly pracUsed = new Set<number>();
@@ -380,6 +412,7 @@ class PatientBuilder {
   ) {
     this.rng = new Rng(pop.seed, index, 202);
     this.patientRef = ref("Patient", pop.patientId(index), `${demo.given} ${demo.family}`);
+    this.subjectRef = { reference: this.patientRef.reference };
     this.orgIndex = this.rng.int(0, pop.organizationCount - 1);
     // Clinicians of the patient's clinic: practitioners whose index maps to the same organization.
     const perOrg = Math.max(1, Math.floor(pop.practitionerCount / pop.organizationCount));
@@ -582,14 +615,16 @@ class PatientBuilder {
     );
   }
 
-  private obsBase(category: string, categoryDisplay: string, code: { code: string; display: string }, when: number, encounterId?: string): Record<string, unknown> {
+  private obsBase(category: string, categoryDisplay: string, code: { code: string; display: string }, when: number, encounterRef?: Record<string, string>): Record<string, unknown> {
+    // Constant parts are shared objects (never mutated: updates replace fields), which keeps
+    // generation fast and light on the garbage collector.
     const body: Record<string, unknown> = {
       status: "final",
-      category: [{ coding: [{ system: OBS_CATEGORY, code: category, display: categoryDisplay }], text: categoryDisplay }],
-      code: { coding: [{ system: LOINC, code: code.code, display: code.display }], text: code.display },
-      subject: { reference: this.patientRef.reference },
+      category: sharedCategory(category, categoryDisplay),
+      code: sharedLoinc(code.code, code.display),
+      subject: this.subjectRef,
     };
-    if (encounterId) body.encounter = { reference: `Encounter/${encounterId}` };
+    if (encounterRef) body.encounter = encounterRef;
     body.effectiveDateTime = iso(when);
     body.issued = iso(when + 3_600_000);
     return body;
@@ -619,16 +654,17 @@ class PatientBuilder {
 
     // Vital signs: the blood pressure panel with its components, then the single vitals.
     const vitalsAt = when + 10 * 60_000;
-    const bp = this.obsBase("vital-signs", "Vital Signs", BP_PANEL, vitalsAt, enc.id);
+    const encRef = { reference: `Encounter/${enc.id}` };
+    const bp = this.obsBase("vital-signs", "Vital Signs", BP_PANEL, vitalsAt, encRef);
     const sys = rng.around(this.demo.diabetic ? 134 : 124, 16);
     bp.component = [
-      { code: { coding: [{ system: LOINC, code: BP_SYSTOLIC.code, display: BP_SYSTOLIC.display }] }, valueQuantity: { value: sys, unit: "mm[Hg]", system: UCUM, code: "mm[Hg]" } },
-      { code: { coding: [{ system: LOINC, code: BP_DIASTOLIC.code, display: BP_DIASTOLIC.display }] }, valueQuantity: { value: Math.round(sys * 0.64 + rng.int(-6, 6)), unit: "mm[Hg]", system: UCUM, code: "mm[Hg]" } },
+      { code: BP_SYSTOLIC_CODE, valueQuantity: { value: sys, unit: "mm[Hg]", system: UCUM, code: "mm[Hg]" } },
+      { code: BP_DIASTOLIC_CODE, valueQuantity: { value: Math.round(sys * 0.64 + rng.int(-6, 6)), unit: "mm[Hg]", system: UCUM, code: "mm[Hg]" } },
     ];
     this.add("Observation", lu(vitalsAt), bp, { category: "vital-signs", code: BP_PANEL.code });
     for (const v of VITALS) {
       if (v.code === "9279-1" && rng.chance(0.3)) continue;
-      const o = this.obsBase("vital-signs", "Vital Signs", v, vitalsAt, enc.id);
+      const o = this.obsBase("vital-signs", "Vital Signs", v, vitalsAt, encRef);
       o.valueQuantity = this.quantity(v);
       this.add("Observation", lu(vitalsAt), o, { category: "vital-signs", code: v.code });
     }
@@ -642,7 +678,7 @@ class PatientBuilder {
       for (const panel of panels) {
         const results: Array<Record<string, string>> = [];
         for (const m of panel.members) {
-          const o = this.obsBase("laboratory", "Laboratory", m, labAt, enc.id);
+          const o = this.obsBase("laboratory", "Laboratory", m, labAt, encRef);
           if (m.kind === "quantity") {
             o.valueQuantity = this.quantity(m, m.code === HBA1C && this.demo.diabetic ? 7.8 : m.mean);
           } else if (m.kind === "concept") {
@@ -661,8 +697,8 @@ class PatientBuilder {
             status: "final",
             category: [{ coding: [{ system: DIAG_SERVICE, code: "LAB", display: "Laboratory" }], text: "Laboratory" }],
             code: { coding: [{ system: LOINC, code: panel.code, display: panel.display }], text: panel.display },
-            subject: { reference: this.patientRef.reference },
-            encounter: { reference: `Encounter/${enc.id}` },
+            subject: this.subjectRef,
+            encounter: encRef,
             effectiveDateTime: iso(labAt),
             issued: iso(labAt + 7_200_000),
             performer: [this.organizationRef(this.orgIndex)],

@@ -77,6 +77,8 @@ describe("Population", () => {
         expect(parsed.meta.versionId).toBe("1");
         expect(Date.parse(parsed.meta.lastUpdated)).toBeLessThan(pop.now(0));
         expect(JSON.parse(serializeResource(r, false)).meta).toEqual({ versionId: "1" });
+        // The bulk writer relies on resources being pure ASCII (string length = byte length).
+        expect(serializeResource(r, true)).toMatch(/^[\x20-\x7e]*$/);
       }
     }
   });
