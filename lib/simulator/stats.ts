@@ -19,6 +19,8 @@
 // way to be written out, so a client that has just read a whole response sees it counted.
 // `requests` counts every request to the FHIR base (including refused and faulted ones);
 // `throttled` counts 429s from the rate limit (injected 429 faults are counted under `faults`).
+import { KeySet } from "./key-set";
+
 export interface SimulatorStats {
   served: Record<string, number>;
   deleted: Record<string, number>;
@@ -33,8 +35,8 @@ export interface SimulatorStats {
 }
 
 export class StatsRecorder {
-  private seen = new Set<number>();
-  private seenDeleted = new Set<number>();
+  private seen = new KeySet();
+  private seenDeleted = new KeySet();
   private served: Record<string, number> = {};
   private deleted: Record<string, number> = {};
   private faults: Record<string, number> = {};
@@ -47,14 +49,12 @@ export class StatsRecorder {
 
   /** Counts one resource version (numeric key from ids.resourceKey) as served. */
   markServed(type: string, key: number): void {
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
+    if (!this.seen.add(key)) return;
     this.served[type] = (this.served[type] ?? 0) + 1;
   }
 
   markDeleted(type: string, key: number): void {
-    if (this.seenDeleted.has(key)) return;
-    this.seenDeleted.add(key);
+    if (!this.seenDeleted.add(key)) return;
     this.deleted[type] = (this.deleted[type] ?? 0) + 1;
   }
 
@@ -78,8 +78,8 @@ export class StatsRecorder {
   }
 
   reset(): void {
-    this.seen = new Set();
-    this.seenDeleted = new Set();
+    this.seen = new KeySet();
+    this.seenDeleted = new KeySet();
     this.served = {};
     this.deleted = {};
     this.faults = {};
