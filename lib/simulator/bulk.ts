@@ -193,7 +193,10 @@ export async function runBulkJob(job: BulkJob, pop: Population, patients: number
   };
 
   for (let c = 0; c < patients.length; c += CHUNK_PATIENTS) {
-    if (job.status === "deleted") return;
+    if (job.status === "deleted") {
+      for (const o of outputs.values()) o.finish(); // close the open files
+      return;
+    }
     const chunk = patients.slice(c, c + CHUNK_PATIENTS);
     const byType = new Map<string, SimResource[][]>();
     for (const t of patientTypes) byType.set(t, []);
