@@ -136,7 +136,8 @@ export class AuthServer {
       const code = (e as { code?: string }).code;
       if (code === "ERR_JWT_EXPIRED") return error("invalid_client", "client_assertion has expired");
       if (code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") return error("invalid_client", "client_assertion signature is invalid");
-      if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED") return error("invalid_client", `client_assertion claim check failed: ${(e as Error).message}`);
+      if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED")
+        return error("invalid_client", `client_assertion claim check failed: ${(e as Error).message}`);
       return error("invalid_client", "client_assertion could not be verified");
     }
     const auds = Array.isArray(claims.aud) ? claims.aud : [claims.aud];

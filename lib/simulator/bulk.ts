@@ -280,7 +280,11 @@ export async function runBulkJob(job: BulkJob, pop: Population, patients: number
 }
 
 /** The completion manifest of a job. */
-export function bulkManifest(job: BulkJob, fileUrl: (job: BulkJob, f: BulkFile) => string, profile: "epic" | "spec"): Record<string, unknown> {
+export function bulkManifest(
+  job: BulkJob,
+  fileUrl: (job: BulkJob, f: BulkFile) => string,
+  profile: "epic" | "spec",
+): Record<string, unknown> {
   const entry = (f: BulkFile): Record<string, unknown> =>
     profile === "spec" ? { type: f.type, url: fileUrl(job, f), count: f.count } : { type: f.type, url: fileUrl(job, f) };
   const manifest: Record<string, unknown> = {

@@ -260,11 +260,21 @@ export class Population {
       version: 1,
       lastUpdated: this.startTime - 400 * DAY_MS + index * 60_000,
       body: {
-        identifier: [{ use: "usual", system: "http://hl7.org/fhir/sid/us-npi", value: String(1_000_000_000 + ((index * 7919 + this.seed) % 899_999_999)) }],
+        identifier: [
+          {
+            use: "usual",
+            system: "http://hl7.org/fhir/sid/us-npi",
+            value: String(1_000_000_000 + ((index * 7919 + this.seed) % 899_999_999)),
+          },
+        ],
         active: true,
         name: [{ use: "usual", text: `${given} ${family}, MD`, family, given: [given], prefix: ["Dr."] }],
         gender: female ? "female" : "male",
-        qualification: [{ code: { coding: [{ system: "http://nucc.org/provider-taxonomy", code: spec.code, display: spec.display }], text: spec.display } }],
+        qualification: [
+          {
+            code: { coding: [{ system: "http://nucc.org/provider-taxonomy", code: spec.code, display: spec.display }], text: spec.display },
+          },
+        ],
       },
     };
   }
@@ -284,10 +294,20 @@ export class Population {
       body: {
         identifier: [{ use: "usual", system: "urn:oid:1.2.840.114350.1.13.0.1.7.2.696570", value: String(10_000 + index) }],
         active: true,
-        type: [{ coding: [{ system: "http://terminology.hl7.org/CodeSystem/organization-type", code: "prov", display: "Healthcare Provider" }] }],
+        type: [
+          { coding: [{ system: "http://terminology.hl7.org/CodeSystem/organization-type", code: "prov", display: "Healthcare Provider" }] },
+        ],
         name,
         telecom: [{ system: "phone", value: `608-555-${String(1000 + index).slice(-4)}`, use: "work" }],
-        address: [{ line: [`${100 + index} Clinic Way`], city: place.city, state: place.state, postalCode: `${place.zip}0${index % 10}`, country: "USA" }],
+        address: [
+          {
+            line: [`${100 + index} Clinic Way`],
+            city: place.city,
+            state: place.state,
+            postalCode: `${place.zip}0${index % 10}`,
+            country: "USA",
+          },
+        ],
       },
     };
   }
@@ -387,9 +407,7 @@ function sharedLoinc(code: string, display: string): unknown {
 /** FHIR JSON text of a resource; `withLastUpdated` false drops meta.lastUpdated (Epic bulk output). */
 export function serializeResource(r: SimResource, withLastUpdated: boolean): string {
   const rest = JSON.stringify(r.body);
-  const meta = withLastUpdated
-    ? `{"versionId":"${r.version}","lastUpdated":"${iso(r.lastUpdated)}"}`
-    : `{"versionId":"${r.version}"}`;
+  const meta = withLastUpdated ? `{"versionId":"${r.version}","lastUpdated":"${iso(r.lastUpdated)}"}` : `{"versionId":"${r.version}"}`;
   return `{"resourceType":"${r.type}","id":"${r.id}","meta":${meta}${rest.length > 2 ? "," + rest.slice(1) : "}"}`;
 }
 
@@ -437,7 +455,12 @@ class PatientBuilder {
     };
   }
 
-  private add(type: ResourceType, lastUpdated: number, body: Record<string, unknown>, extra?: { category?: string; code?: string }): SimResource {
+  private add(
+    type: ResourceType,
+    lastUpdated: number,
+    body: Record<string, unknown>,
+    extra?: { category?: string; code?: string },
+  ): SimResource {
     const slot = this.nextSlot++;
     if (slot > MAX_SLOT) throw new Error("too many resources for one patient");
     const r: SimResource = { type, id: this.pop.encodeId(this.index, slot, type), owner: this.index, slot, version: 1, lastUpdated, body };
@@ -473,7 +496,12 @@ class PatientBuilder {
         },
       ],
       identifier: [
-        { use: "usual", type: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/v2-0203", code: "MR" }], text: "MRN" }, system: MRN_SYSTEM, value: d.mrn },
+        {
+          use: "usual",
+          type: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/v2-0203", code: "MR" }], text: "MRN" },
+          system: MRN_SYSTEM,
+          value: d.mrn,
+        },
       ],
       active: true,
       name: [{ use: "official", text: `${d.given} ${d.family}`, family: d.family, given: [d.given] }],
@@ -481,8 +509,12 @@ class PatientBuilder {
       gender: d.gender,
       birthDate: d.birthDate,
       address: [{ use: "home", line: [d.line], city: d.city, state: d.state, postalCode: d.postalCode, country: "USA" }],
-      maritalStatus: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", code: rng.pick(["M", "S", "D", "W"]) }] },
-      communication: [{ language: { coding: [{ system: "urn:ietf:bcp:47", code: "en", display: "English" }], text: "English" }, preferred: true }],
+      maritalStatus: {
+        coding: [{ system: "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", code: rng.pick(["M", "S", "D", "W"]) }],
+      },
+      communication: [
+        { language: { coding: [{ system: "urn:ietf:bcp:47", code: "en", display: "English" }], text: "English" }, preferred: true },
+      ],
       generalPractitioner: [this.practitionerRef(this.clinicians[0])],
       managingOrganization: this.organizationRef(this.orgIndex),
     });
@@ -498,7 +530,8 @@ class PatientBuilder {
 
     // Medications for the chronic problems, and a few short courses.
     for (const c of conditions) {
-      for (const m of MEDICATIONS) if (m.forCondition === c.snomed && rng.chance(0.8)) this.medication(m, rng.chance(0.8) ? "active" : "stopped");
+      for (const m of MEDICATIONS)
+        if (m.forCondition === c.snomed && rng.chance(0.8)) this.medication(m, rng.chance(0.8) ? "active" : "stopped");
     }
     const nAcute = rng.int(0, 3);
     for (let k = 0; k < nAcute; k++) this.medication(rng.pick(MEDICATIONS.slice(8)), "completed");
@@ -569,14 +602,21 @@ class PatientBuilder {
     const reaction = rng.pick(REACTIONS);
     return this.add("AllergyIntolerance", this.baseUpdated(recorded), {
       clinicalStatus: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", code: "active" }] },
-      verificationStatus: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", code: "confirmed" }] },
+      verificationStatus: {
+        coding: [{ system: "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", code: "confirmed" }],
+      },
       type: "allergy",
       category: [a.category],
       criticality: rng.pick(["low", "high"]),
       code: { coding: [{ system: SNOMED, code: a.code, display: a.display }], text: a.display },
       patient: this.patientRef,
       recordedDate: iso(recorded),
-      reaction: [{ manifestation: [{ coding: [{ system: SNOMED, code: reaction.code, display: reaction.display }], text: reaction.display }], severity: rng.pick(["mild", "moderate", "severe"]) }],
+      reaction: [
+        {
+          manifestation: [{ coding: [{ system: SNOMED, code: reaction.code, display: reaction.display }], text: reaction.display }],
+          severity: rng.pick(["mild", "moderate", "severe"]),
+        },
+      ],
     });
   }
 
@@ -615,7 +655,13 @@ class PatientBuilder {
     );
   }
 
-  private obsBase(category: string, categoryDisplay: string, code: { code: string; display: string }, when: number, encounterRef?: Record<string, string>): Record<string, unknown> {
+  private obsBase(
+    category: string,
+    categoryDisplay: string,
+    code: { code: string; display: string },
+    when: number,
+    encounterRef?: Record<string, string>,
+  ): Record<string, unknown> {
     // Constant parts are shared objects (never mutated: updates replace fields), which keeps
     // generation fast and light on the garbage collector.
     const body: Record<string, unknown> = {
@@ -642,9 +688,15 @@ class PatientBuilder {
     const end = when + rng.int(15, t.cls === "IMP" ? 4320 : 90) * 60_000;
     const lu = (clinical: number): number => updatedAt ?? this.baseUpdated(clinical);
     const enc = this.add("Encounter", lu(end), {
-      identifier: [{ use: "usual", system: "urn:oid:1.2.840.114350.1.13.0.1.7.3.698084.8", value: String(rng.int(100_000_000, 999_999_999)) }],
+      identifier: [
+        { use: "usual", system: "urn:oid:1.2.840.114350.1.13.0.1.7.3.698084.8", value: String(rng.int(100_000_000, 999_999_999)) },
+      ],
       status: "finished",
-      class: { system: ACT_CODE, code: t.cls, display: t.cls === "AMB" ? "ambulatory" : t.cls === "EMER" ? "emergency" : "inpatient encounter" },
+      class: {
+        system: ACT_CODE,
+        code: t.cls,
+        display: t.cls === "AMB" ? "ambulatory" : t.cls === "EMER" ? "emergency" : "inpatient encounter",
+      },
       type: [{ coding: [{ system: SNOMED, code: t.code, display: t.display }], text: t.display }],
       subject: this.patientRef,
       participant: [{ individual: this.practitionerRef(clinician) }],
@@ -659,7 +711,10 @@ class PatientBuilder {
     const sys = rng.around(this.demo.diabetic ? 134 : 124, 16);
     bp.component = [
       { code: BP_SYSTOLIC_CODE, valueQuantity: { value: sys, unit: "mm[Hg]", system: UCUM, code: "mm[Hg]" } },
-      { code: BP_DIASTOLIC_CODE, valueQuantity: { value: Math.round(sys * 0.64 + rng.int(-6, 6)), unit: "mm[Hg]", system: UCUM, code: "mm[Hg]" } },
+      {
+        code: BP_DIASTOLIC_CODE,
+        valueQuantity: { value: Math.round(sys * 0.64 + rng.int(-6, 6)), unit: "mm[Hg]", system: UCUM, code: "mm[Hg]" },
+      },
     ];
     this.add("Observation", lu(vitalsAt), bp, { category: "vital-signs", code: BP_PANEL.code });
     for (const v of VITALS) {
@@ -759,7 +814,7 @@ class PatientBuilder {
       case "Observation": {
         b.status = "amended";
         const vq = b.valueQuantity as { value: number } | undefined;
-        if (vq) b.valueQuantity = { ...vq, value: Math.round((vq.value * (1 + (rng.next() - 0.5) / 10)) * 100) / 100 };
+        if (vq) b.valueQuantity = { ...vq, value: Math.round(vq.value * (1 + (rng.next() - 0.5) / 10) * 100) / 100 };
         else b.note = [{ text: `Corrected on ${isoDate(when)}` }];
         break;
       }

@@ -33,7 +33,23 @@ export function outcomeReply(status: number, code: string, text: string, epicCod
 }
 
 const REFUSED_OBS_CATEGORIES = new Set(["procedure", "therapy", "activity"]);
-const KNOWN_OBS_CATEGORIES = new Set(["vital-signs", "laboratory", "social-history", "survey", "exam", "imaging", "core-characteristics", "functional-mental-status", "obstetrics", "genomics", "smartdata", "labor-delivery", "newborn-delivery", "periodontal", "dental-findings"]);
+const KNOWN_OBS_CATEGORIES = new Set([
+  "vital-signs",
+  "laboratory",
+  "social-history",
+  "survey",
+  "exam",
+  "imaging",
+  "core-characteristics",
+  "functional-mental-status",
+  "obstetrics",
+  "genomics",
+  "smartdata",
+  "labor-delivery",
+  "newborn-delivery",
+  "periodontal",
+  "dental-findings",
+]);
 
 /** "a,b" with optional "system|code" -> ["a","b"] (codes only). */
 function tokenList(value: string | null): string[] {
@@ -175,7 +191,8 @@ export function search(ctx: SearchContext, type: string, q: URLSearchParams): Fh
     return page(ctx, { t: "Patient", p: -1, f: {}, d: day, o: 0, c: count, ids: found });
   }
 
-  if (!(PATIENT_TYPES as readonly string[]).includes(type)) return outcomeReply(404, "not-supported", `Search on ${type} is not supported.`);
+  if (!(PATIENT_TYPES as readonly string[]).includes(type))
+    return outcomeReply(404, "not-supported", `Search on ${type} is not supported.`);
   const patientId = patientParam(q);
   if (!patientId) return outcomeReply(400, "required", `${type} search requires the patient parameter.`, "4107");
   const patientIndex = ctx.pop.patientIndexOf(patientId);
@@ -187,7 +204,8 @@ export function search(ctx: SearchContext, type: string, q: URLSearchParams): Fh
       return outcomeReply(400, "required", "Observation search requires a category or code parameter.", "4107");
     }
     for (const c of categories) {
-      if (REFUSED_OBS_CATEGORIES.has(c)) return outcomeReply(400, "not-supported", `Observation category ${c} is not supported by this search.`, "4100");
+      if (REFUSED_OBS_CATEGORIES.has(c))
+        return outcomeReply(400, "not-supported", `Observation category ${c} is not supported by this search.`, "4100");
       if (!KNOWN_OBS_CATEGORIES.has(c)) return outcomeReply(400, "invalid", `Observation category ${c} is not a valid category.`, "4100");
     }
     if (categories.length > 0) f.category = categories;
@@ -233,7 +251,12 @@ function page(ctx: SearchContext, s: PageState): FhirReply {
   let links = `{"relation":"self","url":${JSON.stringify(selfUrl)}}`;
   if (next) links += `,{"relation":"next","url":${JSON.stringify(`${ctx.baseUrl}/${s.t}?pageToken=${encodeState(next)}`)}}`;
   const parts = entries.map(
-    (r) => `{"link":[{"relation":"self","url":"${ctx.baseUrl}/${r.type}/${r.id}"}],"fullUrl":"${ctx.baseUrl}/${r.type}/${r.id}","resource":${serializeResource(r, true)},"search":{"mode":"match"}}`,
+    (r) =>
+      `{"link":[{"relation":"self","url":"${ctx.baseUrl}/${r.type}/${r.id}"}],"fullUrl":"${ctx.baseUrl}/${r.type}/${r.id}","resource":${serializeResource(r, true)},"search":{"mode":"match"}}`,
   );
-  return reply(200, `{"resourceType":"Bundle","type":"searchset","total":${total},"link":[${links}],"entry":[${parts.join(",")}]}`, entries);
+  return reply(
+    200,
+    `{"resourceType":"Bundle","type":"searchset","total":${total},"link":[${links}],"entry":[${parts.join(",")}]}`,
+    entries,
+  );
 }

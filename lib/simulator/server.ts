@@ -183,7 +183,11 @@ export class SimulatorServer {
       }
       if (fault === "429" || (fault === "503" && seq % 2 === 0)) res.setHeader("Retry-After", formatRetryAfter(10 * this.s.timeFactor));
       const status = Number(fault);
-      return this.sendJson(res, status, operationOutcome({ severity: "error", code: status === 429 ? "throttled" : "transient", text: `Simulated ${status}` }));
+      return this.sendJson(
+        res,
+        status,
+        operationOutcome({ severity: "error", code: status === 429 ? "throttled" : "transient", text: `Simulated ${status}` }),
+      );
     }
 
     const parts = rel.split("/").map((x) => decodeURIComponent(x));
@@ -200,7 +204,8 @@ export class SimulatorServer {
       return this.sendFhir(res, outcomeReply(405, "not-supported", "Method not allowed."));
     }
     if (method !== "GET") return this.sendFhir(res, outcomeReply(405, "not-supported", "Only GET is supported here."));
-    if (parts.length === 3 && parts[0] === "Group" && parts[2] === "$export") return this.kickOff(req, res, url, clientId, "group", parts[1]);
+    if (parts.length === 3 && parts[0] === "Group" && parts[2] === "$export")
+      return this.kickOff(req, res, url, clientId, "group", parts[1]);
     if (parts.length === 2 && parts[0] === "Patient" && parts[1] === "$export") return this.kickOff(req, res, url, clientId, "patient");
     if (parts.length === 1 && parts[0] === "$export") return this.kickOff(req, res, url, clientId, "system");
     if (parts.length === 2 && parts[0] === "Group") return this.sendFhir(res, readGroup(this.ctx, parts[1]));
@@ -248,7 +253,7 @@ export class SimulatorServer {
           const parsed = JSON.parse(body.toString("utf8")) as { days?: unknown };
           if (parsed.days !== undefined) days = Number(parsed.days);
         } catch {
-          return this.sendJson(res, 400, { error: "body must be JSON like {\"days\": 1}" });
+          return this.sendJson(res, 400, { error: 'body must be JSON like {"days": 1}' });
         }
       }
       try {
@@ -267,7 +272,14 @@ export class SimulatorServer {
 
   // ------------------------------------------------------------------ bulk
 
-  private kickOff(req: http.IncomingMessage, res: http.ServerResponse, url: URL, clientId: string, level: BulkLevel, groupId?: string): void {
+  private kickOff(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    clientId: string,
+    level: BulkLevel,
+    groupId?: string,
+  ): void {
     const profile = this.s.profile;
     const pop = this.s.pop;
     const bad = (status: number, code: string, text: string): void => this.sendFhir(res, outcomeReply(status, code, text));
@@ -275,7 +287,8 @@ export class SimulatorServer {
     const prefer = String(req.headers.prefer ?? "");
     if (!/respond-async/i.test(prefer)) return bad(400, "required", "The Prefer: respond-async header is required.");
     const accept = req.headers.accept;
-    if (accept && !/application\/(fhir\+)?json|\*\/\*/i.test(accept)) return bad(400, "not-supported", "Accept must be application/fhir+json.");
+    if (accept && !/application\/(fhir\+)?json|\*\/\*/i.test(accept))
+      return bad(400, "not-supported", "Accept must be application/fhir+json.");
     const format = url.searchParams.get("_outputFormat");
     if (format && !["application/fhir+ndjson", "application/ndjson", "ndjson"].includes(format)) {
       return bad(400, "not-supported", `_outputFormat ${format} is not supported.`);
@@ -284,7 +297,10 @@ export class SimulatorServer {
     const typeParam = url.searchParams.getAll("_type").join(",");
     if (typeParam.trim() !== "") {
       types = [];
-      for (const t of typeParam.split(",").map((x) => x.trim()).filter((x) => x)) {
+      for (const t of typeParam
+        .split(",")
+        .map((x) => x.trim())
+        .filter((x) => x)) {
         if (!isResourceType(t)) return bad(400, "not-supported", `_type ${t} is not supported.`);
         if (!types.includes(t)) types.push(t);
       }

@@ -79,7 +79,9 @@ describe("simulator token endpoint", () => {
   });
 
   it("serves its public key as a JWKS and the SMART configuration", async () => {
-    const jwks = (await (await fetch(sim.tokenUrl.replace("/oauth2/token", "/_admin/jwks.json"))).json()) as { keys: Array<{ kid: string; kty: string }> };
+    const jwks = (await (await fetch(sim.tokenUrl.replace("/oauth2/token", "/_admin/jwks.json"))).json()) as {
+      keys: Array<{ kid: string; kty: string }>;
+    };
     expect(jwks.keys).toEqual([expect.objectContaining({ kid: sim.keyId, kty: "RSA" })]);
     const smart = (await (await fetch(`${sim.baseUrl}/.well-known/smart-configuration`)).json()) as { token_endpoint: string };
     expect(smart.token_endpoint).toBe(sim.tokenUrl);

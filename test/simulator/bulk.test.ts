@@ -161,7 +161,8 @@ describe("bulk export, spec profile", () => {
       expect(Object.values(got).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
 
       const expectedDeleted = new Set<string>();
-      for (let i = 0; i < sim.population.size; i++) for (const d of sim.population.patient(i).deleted) expectedDeleted.add(`${d.type}/${d.id}`);
+      for (let i = 0; i < sim.population.size; i++)
+        for (const d of sim.population.patient(i).deleted) expectedDeleted.add(`${d.type}/${d.id}`);
       expect(expectedDeleted.size).toBeGreaterThan(0);
       const deleted = new Set<string>();
       for (const d of inc.manifest.deleted) {
@@ -206,7 +207,9 @@ describe("bulk faults", () => {
       expect(text.endsWith("\n")).toBe(false);
       expect((await sim.stats()).served.Observation ?? 0).toBe(complete.length);
       expect((await sim.stats()).faults.truncate).toBe(1);
-      await expect(fetch(url, { headers: { authorization: `Bearer ${token}`, "accept-encoding": "gzip" } }).then((x) => x.text())).rejects.toThrow();
+      await expect(
+        fetch(url, { headers: { authorization: `Bearer ${token}`, "accept-encoding": "gzip" } }).then((x) => x.text()),
+      ).rejects.toThrow();
     } finally {
       await sim.stop();
     }

@@ -12,10 +12,25 @@ describe("fhir-pipeline simulate", () => {
   it("starts, writes the client config, answers admin calls and stops on SIGTERM", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sim-cli-"));
     const clientOut = path.join(dir, "client.json");
-    const child = spawn(process.execPath, [path.join(ROOT, "bin", "fhir-pipeline.js"), "simulate", "--patients", "4", "--seed", "9", "--profile", "spec", "--client-out", clientOut], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, "bin", "fhir-pipeline.js"),
+        "simulate",
+        "--patients",
+        "4",
+        "--seed",
+        "9",
+        "--profile",
+        "spec",
+        "--client-out",
+        clientOut,
+      ],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     try {
       const baseUrl = await new Promise<string>((resolve, reject) => {
         let out = "";
@@ -28,7 +43,12 @@ describe("fhir-pipeline simulate", () => {
       });
       expect(baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api\/FHIR\/R4$/);
       const config = readClientConfigFile(clientOut);
-      expect(config).toMatchObject({ baseUrl, clientId: "fhir-pipeline-simulated-client", algorithm: "RS384", groupId: "simulated-group-1" });
+      expect(config).toMatchObject({
+        baseUrl,
+        clientId: "fhir-pipeline-simulated-client",
+        algorithm: "RS384",
+        groupId: "simulated-group-1",
+      });
       expect(config.tokenUrl).toBe(baseUrl.replace("/api/FHIR/R4", "/oauth2/token"));
       expect(fs.statSync(config.privateKeyFile).mode & 0o777).toBe(0o600);
       expect(fs.readFileSync(config.privateKeyFile, "utf8")).toContain("BEGIN PRIVATE KEY");
@@ -39,7 +59,7 @@ describe("fhir-pipeline simulate", () => {
       const stats = (await (await fetch(`${origin}/_admin/stats`)).json()) as Record<string, unknown>;
       expect(stats).toMatchObject({ served: {}, requests: 0, throttled: 0, faults: {}, day: 2 });
       expect((await fetch(`${origin}/_admin/reset-stats`, { method: "POST" })).status).toBe(200);
-      expect((await fetch(`${origin}/_admin/advance`, { method: "POST", body: "{\"days\": -1}" })).status).toBe(400);
+      expect((await fetch(`${origin}/_admin/advance`, { method: "POST", body: '{"days": -1}' })).status).toBe(400);
 
       const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill("SIGTERM");

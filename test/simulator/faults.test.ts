@@ -6,7 +6,9 @@ import { formatRetryAfter } from "../../lib/simulator/server";
 
 describe("parseFaultSpec", () => {
   it("parses the full example from the issue", () => {
-    const f = parseFaultSpec("429:0.05,500:0.02,503:0.02,reset:0.01,slow:200ms,truncate:0.01,malformed:0.001,token-expiry:30s,bulk-error:1");
+    const f = parseFaultSpec(
+      "429:0.05,500:0.02,503:0.02,reset:0.01,slow:200ms,truncate:0.01,malformed:0.001,token-expiry:30s,bulk-error:1",
+    );
     expect(f).toEqual({
       status429: 0.05,
       status500: 0.02,

@@ -34,7 +34,16 @@ describe("Population", () => {
     }
     expect(total / 200).toBeGreaterThanOrEqual(150);
     expect(counts.Observation / total).toBeGreaterThan(0.5);
-    for (const t of ["Patient", "Encounter", "Condition", "MedicationRequest", "AllergyIntolerance", "Procedure", "Immunization", "DiagnosticReport"]) {
+    for (const t of [
+      "Patient",
+      "Encounter",
+      "Condition",
+      "MedicationRequest",
+      "AllergyIntolerance",
+      "Procedure",
+      "Immunization",
+      "DiagnosticReport",
+    ]) {
       expect(counts[t]).toBeGreaterThan(0);
     }
     expect(counts.Patient).toBe(200);

@@ -2,11 +2,11 @@
 // pages, OperationOutcome-only bundles, required-parameter errors, group crawl, rate limit, and
 // the request faults.
 import { startSimulator, type SimulatorHandle } from "../../lib/simulator";
-import { accessToken, getJson } from "./smart-assertion";
+import { accessToken, getJson, type Json } from "./smart-assertion";
 
 /** Follows `next` links to the end; returns every entry and the page sizes. */
-async function crawl(url: string, token: string): Promise<{ entries: any[]; pageSizes: number[]; pages: number }> {
-  const entries: any[] = [];
+async function crawl(url: string, token: string): Promise<{ entries: Json[]; pageSizes: number[]; pages: number }> {
+  const entries: Json[] = [];
   const pageSizes: number[] = [];
   let next: string | undefined = url;
   while (next) {
@@ -39,7 +39,10 @@ describe("search, epic profile", () => {
     let served = 0;
     for (let i = 0; i < 4; i++) {
       const pid = pop.patientId(i);
-      const { entries, pageSizes } = await crawl(`${sim.baseUrl}/Observation?patient=${pid}&category=laboratory,vital-signs&_count=7`, token);
+      const { entries, pageSizes } = await crawl(
+        `${sim.baseUrl}/Observation?patient=${pid}&category=laboratory,vital-signs&_count=7`,
+        token,
+      );
       const expected = pop
         .patient(i)
         .resources.filter((r) => r.type === "Observation" && (r.category === "laboratory" || r.category === "vital-signs"))
@@ -67,7 +70,15 @@ describe("search, epic profile", () => {
     expect(bp.entries.length).toBeGreaterThan(0);
     for (const e of bp.entries) expect(e.resource.code.coding[0].code).toBe("85354-9");
 
-    for (const type of ["Encounter", "Condition", "MedicationRequest", "Procedure", "Immunization", "DiagnosticReport", "AllergyIntolerance"]) {
+    for (const type of [
+      "Encounter",
+      "Condition",
+      "MedicationRequest",
+      "Procedure",
+      "Immunization",
+      "DiagnosticReport",
+      "AllergyIntolerance",
+    ]) {
       const expected = pop.patient(1).resources.filter((r) => r.type === type).length;
       const { entries } = await crawl(`${sim.baseUrl}/${type}?patient=${pid}`, token);
       if (expected === 0) {
@@ -114,15 +125,17 @@ describe("search, epic profile", () => {
     expect(read.status).toBe(200);
     expect(read.body.id).toBe(pop.patientId(2));
     const byIds = await getJson(`${sim.baseUrl}/Patient?_id=${pop.patientId(0)},${pop.patientId(5)}`, token);
-    expect(byIds.body.entry.map((e: any) => e.resource.id)).toEqual([pop.patientId(0), pop.patientId(5)]);
+    expect(byIds.body.entry.map((e: Json) => e.resource.id)).toEqual([pop.patientId(0), pop.patientId(5)]);
     const demo = pop.patientSearchFields(3);
     const byDemo = await getJson(`${sim.baseUrl}/Patient?family=${demo.family}&birthdate=${demo.birthdate}`, token);
-    expect(byDemo.body.entry.map((e: any) => e.resource.id)).toContain(pop.patientId(3));
+    expect(byDemo.body.entry.map((e: Json) => e.resource.id)).toContain(pop.patientId(3));
     expect((await getJson(`${sim.baseUrl}/Patient/eNOTANID`, token)).status).toBe(404);
 
     const group = await getJson(`${sim.baseUrl}/Group/${sim.groupIds[0]}`, token);
     expect(group.status).toBe(200);
-    expect(group.body.member.map((m: any) => m.entity.reference)).toEqual(Array.from({ length: 12 }, (_, i) => `Patient/${pop.patientId(i)}`));
+    expect(group.body.member.map((m: Json) => m.entity.reference)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `Patient/${pop.patientId(i)}`),
+    );
 
     const prac = await getJson(`${sim.baseUrl}/Practitioner/${pop.practitionerId(0)}`, token);
     expect(prac.body.resourceType).toBe("Practitioner");
@@ -136,7 +149,7 @@ describe("search, epic profile", () => {
   it("keeps a search's pages consistent when time advances between pages", async () => {
     const pid = sim.population.patientId(6);
     const first = await getJson(`${sim.baseUrl}/Observation?patient=${pid}&category=vital-signs&_count=5`, token);
-    const next = first.body.link.find((l: any) => l.relation === "next").url;
+    const next = first.body.link.find((l: Json) => l.relation === "next").url;
     const before = await getJson(next, token);
     await sim.advance(1);
     const after = await getJson(next, token);

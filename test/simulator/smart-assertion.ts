@@ -5,6 +5,10 @@ import * as fs from "node:fs";
 import { importPKCS8, SignJWT, type JWTPayload } from "jose";
 import type { SimulatorHandle } from "../../lib/simulator";
 
+/** Arbitrary FHIR JSON as the tests read it (any: the tests assert on its shape field by field). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Json = any;
+
 export const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 export interface AssertionOverrides {
@@ -57,7 +61,7 @@ export async function getJson(
   url: string,
   token: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; body: any }> {
+): Promise<{ status: number; headers: Headers; body: Json }> {
   const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, ...headers } });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
@@ -70,7 +74,7 @@ export async function runExport(
   sim: SimulatorHandle,
   token: string,
   path: string,
-): Promise<{ statusUrl: string; manifest: any; polls: number; progress: string[]; retryAfter: string[] }> {
+): Promise<{ statusUrl: string; manifest: Json; polls: number; progress: string[]; retryAfter: string[] }> {
   const ko = await fetch(`${sim.baseUrl}/${path}`, { headers: { authorization: `Bearer ${token}`, ...BULK_HEADERS } });
   const koText = await ko.text();
   if (ko.status !== 202) throw new Error(`kick-off ${path}: ${ko.status} ${koText}`);

@@ -29,10 +29,18 @@ export function register(program: Command): void {
     .option("--seed <n>", "PRNG seed: same patients and seed give the same data", positiveInt("--seed"), 1)
     .option("--port <n>", "TCP port on 127.0.0.1 (0 = any free port)", positiveInt("--port"), 0)
     .option("--profile <name>", "epic (what Epic really does) or spec (Bulk Data v2 as written: _since, lastUpdated, deleted)", "epic")
-    .option("--faults <spec>", "faults to inject, e.g. 429:0.05,500:0.02,503:0.02,reset:0.01,slow:200ms,truncate:0.01,malformed:0.001,token-expiry:30s,token-400:0.05,bulk-error:1")
+    .option(
+      "--faults <spec>",
+      "faults to inject, e.g. 429:0.05,500:0.02,503:0.02,reset:0.01,slow:200ms,truncate:0.01,malformed:0.001,token-expiry:30s,token-400:0.05,bulk-error:1",
+    )
     .option("--rate-limit <rps>", "requests per second per client; past it 429 with Retry-After", positiveNumber("--rate-limit"))
     .option("--latency <duration>", "added to every FHIR response, e.g. 50ms", "0ms")
-    .option("--time-factor <f>", "scales Epic's waits (bulk Retry-After 120 s); 0.001 makes 120 s into 120 ms", positiveNumber("--time-factor"), 0.001)
+    .option(
+      "--time-factor <f>",
+      "scales Epic's waits (bulk Retry-After 120 s); 0.001 makes 120 s into 120 ms",
+      positiveNumber("--time-factor"),
+      0.001,
+    )
     .option("--group-size <n>", "patients per Group (default: one group with every patient)", positiveInt("--group-size"))
     .option("--client-out <file>", "write the client configuration JSON that `extract --client FILE` reads")
     .option("--workdir <dir>", "directory for the key and bulk files (default: a temporary directory removed on exit)")
