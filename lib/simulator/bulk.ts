@@ -41,6 +41,8 @@ export interface BulkJob {
   request: string;
   /** simulated epoch ms of the kick-off */
   transactionTime: number;
+  /** simulated day of the kick-off: the whole export is a snapshot of that day */
+  day: number;
   createdAt: number;
   /** the job is not complete before this real time (one Retry-After interval) */
   readyNotBefore: number;
@@ -202,7 +204,7 @@ export async function runBulkJob(job: BulkJob, pop: Population, patients: number
     for (const t of patientTypes) byType.set(t, []);
     const deletions: Array<{ type: string; id: string; key: number }> = [];
     for (const i of chunk) {
-      const snap = pop.patientUncached(i, pop.day);
+      const snap = pop.patientUncached(i, job.day);
       for (const p of snap.practitioners) practitioners.add(p);
       for (const o of snap.organizations) organizations.add(o);
       const lists = new Map<string, SimResource[]>();

@@ -340,6 +340,7 @@ export class SimulatorServer {
       since,
       request: `${this.baseUrl}/${url.pathname.slice(FHIR_BASE_PATH.length + 1)}${url.search}`,
       transactionTime: pop.now(),
+      day: pop.day,
       createdAt: now,
       readyNotBefore: now + BULK_RETRY_AFTER_S * 1000 * this.s.timeFactor,
       status: "in-progress",
