@@ -10,6 +10,10 @@ import { getJobRunUsage, type JobRunUsage } from "./emr-jobs";
 import type { DeployedEnvironment } from "./environment";
 import { countStateTransitions, interpretHistory } from "./execution-history";
 import { s3LakeObjects, type LakeObjects } from "./lake-objects";
+import { readRunMetrics, recordsPerStep } from "./run-metrics";
+
+/** The step whose `step_records` count is the run's extracted resources (MetricsCollector step name). */
+export const EXTRACT_STEP = "extract";
 
 /** The metrics-contract step under which a run's cost is recorded. */
 export const COST_STEP = "cost";
@@ -65,7 +69,7 @@ async function lambdaMetricSum(clients: AwsClients, functionName: string, metric
 }
 
 /** What a finished run used. Lambda figures cover the run's time window (overlapping runs share it). */
-export async function gatherRunUsage(clients: AwsClients, env: DeployedEnvironment, inputs: CostInputs): Promise<{ usage: RunUsage; lambdaMeasured: boolean }> {
+export async function gatherRunUsage(clients: AwsClients, env: DeployedEnvironment, inputs: CostInputs, objects?: LakeObjects): Promise<{ usage: RunUsage; lambdaMeasured: boolean }> {
   const emrJobs: RunUsage["emrJobs"] = [];
   for (const job of inputs.jobs) {
     const usage = job.usage.billed ? job.usage : await getJobRunUsage(clients, job.usage.applicationId, job.usage.jobRunId);
@@ -81,8 +85,12 @@ export async function gatherRunUsage(clients: AwsClients, env: DeployedEnvironme
       requests += await lambdaMetricSum(clients, fn, "Invocations", inputs.startedAt, end);
     }
   }
-  let resources = 0;
+  // Resources extracted: what PublishMetrics reported, else the extract step's own record count.
+  let resources: number | undefined;
   for (const fact of interpretHistory(inputs.history)) if (fact.kind === "published") resources = fact.metrics.resources;
+  if (resources === undefined && objects) {
+    resources = recordsPerStep(await readRunMetrics(objects, `s3://${env.buckets.metrics}`, inputs.runId))[EXTRACT_STEP];
+  }
   return {
     usage: {
       emrJobs,
@@ -92,7 +100,7 @@ export async function gatherRunUsage(clients: AwsClients, env: DeployedEnvironme
       // The run itself issues no Athena queries (Spark reads and writes through the Glue catalog);
       // queries are billed to whoever runs them (`fhir-pipeline query` reports each one's cost).
       athenaQueryBytes: [],
-      resources,
+      resources: resources ?? 0,
     },
     lambdaMeasured,
   };
@@ -149,9 +157,9 @@ export interface RecordRunCostOptions {
 /** Gathers a finished run's usage, prices it and writes the cost step's rows to the metrics lake. */
 export async function recordRunCost(options: RecordRunCostOptions): Promise<RecordedRunCost> {
   const { clients, env, follow } = options;
-  const { usage, lambdaMeasured } = await gatherRunUsage(clients, env, follow);
-  const cost = runCost(usage, options.prices ?? US_EAST_1_PRICES.x86_64);
   const objects = options.objects ?? s3LakeObjects(clients);
+  const { usage, lambdaMeasured } = await gatherRunUsage(clients, env, follow, objects);
+  const cost = runCost(usage, options.prices ?? US_EAST_1_PRICES.x86_64);
   const collector = new MetricsCollector({ runId: follow.runId, step: COST_STEP, lakeRoot: `s3://${env.buckets.metrics}`, writer: objects.write });
   for (const row of costMetricRows(usage, cost, follow.durationSeconds)) {
     collector.record(row.name, row.metricType, row.value, row.unit, row.attributes as Record<string, string | number | boolean | null>);
