@@ -254,6 +254,24 @@ function page(ctx: SearchContext, s: PageState): FhirReply {
     (r) =>
       `{"link":[{"relation":"self","url":"${ctx.baseUrl}/${r.type}/${r.id}"}],"fullUrl":"${ctx.baseUrl}/${r.type}/${r.id}","resource":${serializeResource(r, true)},"search":{"mode":"match"}}`,
   );
+  // Epic adds an outcome entry beside the matches when some asked-for category or code found
+  // nothing: clients must keep entries by resourceType.
+  if (ctx.profile === "epic" && s.o === 0) {
+    for (const name of ["category", "code"]) {
+      for (const value of s.f[name] ?? []) {
+        if (!all.some((r) => (name === "category" ? r.category : r.code) === value)) {
+          const oo = operationOutcome({
+            severity: "warning",
+            code: "processing",
+            epicCode: "4101",
+            text: "Resource request returns no results.",
+            diagnostics: `No results for ${name} ${value}.`,
+          });
+          parts.push(`{"resource":${JSON.stringify(oo)},"search":{"mode":"outcome"}}`);
+        }
+      }
+    }
+  }
   return reply(
     200,
     `{"resourceType":"Bundle","type":"searchset","total":${total},"link":[${links}],"entry":[${parts.join(",")}]}`,

@@ -90,6 +90,13 @@ describe("search, epic profile", () => {
         expect(entries.filter((e) => e.resource.resourceType === type)).toHaveLength(expected);
       }
     }
+    // Results for one code, nothing for the other: the matches plus an outcome entry.
+    const mixed = await crawl(`${sim.baseUrl}/Observation?patient=${pid}&code=85354-9,0000-0`, token);
+    expect(mixed.entries.filter((e) => e.resource.resourceType === "Observation")).toHaveLength(bp.entries.length);
+    const outcomes = mixed.entries.filter((e) => e.search.mode === "outcome");
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0].resource.issue[0].diagnostics).toBe("No results for code 0000-0.");
+
     const none = await getJson(`${sim.baseUrl}/Observation?patient=${pid}&code=0000-0`, token);
     expect(none.status).toBe(200);
     expect(none.body.total).toBe(0);
