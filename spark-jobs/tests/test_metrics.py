@@ -138,7 +138,7 @@ def cloudwatch() -> Iterator[object]:
     server.stop()
 
 
-def test_cloudwatch_emitter_puts_metric_data_with_the_step_dimension(
+def test_cloudwatch_emitter_puts_metric_data_with_service_and_step_dimensions(
     tmp_path: Path, cloudwatch: object
 ) -> None:
     m = MetricsCollector(
@@ -150,11 +150,12 @@ def test_cloudwatch_emitter_puts_metric_data_with_the_step_dimension(
     listed = cloudwatch.list_metrics(Namespace="FhirTest")["Metrics"]  # type: ignore[attr-defined]
     names = sorted(x["MetricName"] for x in listed)
     assert names == sorted([STEP_RUNTIME, "step_records", STEP_THROUGHPUT, "rejected rows"])
-    assert all(x["Dimensions"] == [{"Name": "step", "Value": "silver"}] for x in listed)
+    dims = [{"Name": "service", "Value": "fhir-pipeline"}, {"Name": "step", "Value": "silver"}]
+    assert all(x["Dimensions"] == dims for x in listed)
     stats = cloudwatch.get_metric_statistics(  # type: ignore[attr-defined]
         Namespace="FhirTest",
         MetricName=STEP_THROUGHPUT,
-        Dimensions=[{"Name": "step", "Value": "silver"}],
+        Dimensions=dims,
         StartTime=datetime(2000, 1, 1, tzinfo=UTC),
         EndTime=datetime(2100, 1, 1, tzinfo=UTC),
         Period=60,

@@ -126,7 +126,9 @@ describe("MetricsCollector", () => {
     expect(blobs).toHaveLength(1);
     const blob = blobs[0];
     expect(blob._aws.CloudWatchMetrics[0].Namespace).toBe("FhirLakehouseTest");
-    expect(blob._aws.CloudWatchMetrics[0].Dimensions[0]).toContain("step");
+    // lib/core/custom-metrics.ts alarms on exactly these dimensions.
+    expect([...blob._aws.CloudWatchMetrics[0].Dimensions[0]].sort()).toEqual(["service", "step"]);
+    expect(blob.service).toBe("test");
     expect(blob.step).toBe("extract");
     expect(blob.run_id).toBe("run-9");
     expect(blob.step_total).toBe(2);

@@ -81,13 +81,21 @@ _CLOUDWATCH_UNITS = {
 
 
 class CloudWatchEmitter:
-    """PutMetricData with the step as the only dimension (run ids would explode the metric count)."""
+    """PutMetricData with dimensions service and step, as the Lambdas' EMF (lib/core/metrics.ts)
+    and the monitoring stack's alarms (lib/core/custom-metrics.ts) use; run ids are no dimension
+    (they would explode the metric count)."""
 
     # PutMetricData takes up to 1,000 values per request; stay well below with batches of 500.
     BATCH = 500
 
-    def __init__(self, namespace: str = "FhirLakehouse", client: Any = None) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        namespace: str = "FhirLakehouse",
+        client: Any = None,  # noqa: ANN401
+        service: str = "fhir-pipeline",
+    ) -> None:
         self.namespace = namespace
+        self.service = service
         if client is None:
             import boto3  # only needed in the cloud
 
@@ -98,7 +106,10 @@ class CloudWatchEmitter:
         data = [
             {
                 "MetricName": r.name,
-                "Dimensions": [{"Name": "step", "Value": r.step}],
+                "Dimensions": [
+                    {"Name": "service", "Value": self.service},
+                    {"Name": "step", "Value": r.step},
+                ],
                 "Timestamp": r.recorded_at,
                 "Value": r.value,
                 "Unit": _CLOUDWATCH_UNITS.get(r.unit, "None"),
