@@ -21,6 +21,8 @@ export interface DeployedEnvironment {
   /** s3:// URI of each layer, as the state machine's jobs use them. */
   lake: LakeLocations;
   workgroup: string;
+  /** Glue database of the gold layer (the default database of `query --env`). */
+  goldDatabase?: string;
   emrApplicationId: string;
   /** Work queue(s) and dead-letter queue(s), keyed by role ("work", "dlq"). */
   queueUrls: Record<string, string>;
