@@ -12,7 +12,7 @@ export interface SparkJobPackageProps {
   readonly sourceDir: string;
   /**
    * The Python file spark-submit runs. Default: spark-entrypoint.py beside this file, which runs
-   * `python -m fhir_lakehouse <job> ...` (the package's __main__ dispatches on the job name).
+   * fhir_lakehouse.<job>_job.main with the rest of the arguments.
    */
   readonly entryPointFile?: string;
 }
