@@ -274,9 +274,10 @@ def stage_metric_rows(stage: StageMetrics, label: str | None = None) -> list[Row
     ]
 
 
-def cache_metric_rows(cache: CacheMetrics) -> list[Row]:
-    """Metrics-contract rows for one persisted RDD (pure)."""
+def cache_metric_rows(cache: CacheMetrics, label: str | None = None) -> list[Row]:
+    """Metrics-contract rows for one persisted RDD as a step part ends (pure)."""
     attrs: dict[str, Any] = {
+        **({"label": label} if label else {}),
         "rdd_id": cache.rdd_id,
         "rdd_name": cache.name,
         "storage_level": cache.storage_level,
@@ -296,7 +297,7 @@ def capture_rows(result: CaptureResult, label: str | None = None) -> list[Row]:
     for stage in result.stages:
         rows.extend(stage_metric_rows(stage, label))
     for cache in result.caches:
-        rows.extend(cache_metric_rows(cache))
+        rows.extend(cache_metric_rows(cache, label))
     extra: dict[str, Any] = {"label": label} if label else {}
     rows.append(
         (
