@@ -47,6 +47,8 @@ export interface BulkJob {
   /** the job is not complete before this real time (one Retry-After interval) */
   readyNotBefore: number;
   status: "in-progress" | "complete" | "failed" | "deleted";
+  /** status requests answered so far (the first one is always a 202, as a real job is never instant) */
+  polls: number;
   patientsDone: number;
   patientsTotal: number;
   files: BulkFile[];

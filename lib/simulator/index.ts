@@ -11,7 +11,8 @@
 // HTTP surface (all on 127.0.0.1):
 //   POST /oauth2/token                     SMART Backend Services (client_credentials + JWT assertion)
 //   GET  {base}/Group/{id}/$export         bulk kick-off (spec profile also {base}/$export, {base}/Patient/$export)
-//   GET  {base}/BulkRequest/{job}          status: 202 + X-Progress + Retry-After, then 200 manifest
+//   GET  {base}/BulkRequest/{job}          status: 202 + X-Progress + Retry-After (always for the first
+//                                          poll, and for 120 s x timeFactor), then 200 manifest
 //   GET  {base}/BulkRequest/{job}/{file}   NDJSON download (gzip on Accept-Encoding: gzip)
 //   DELETE {base}/BulkRequest/{job}        202
 //   GET  {base}/Group/{id}                 the group with its members

@@ -344,6 +344,7 @@ export class SimulatorServer {
       createdAt: now,
       readyNotBefore: now + BULK_RETRY_AFTER_S * 1000 * this.s.timeFactor,
       status: "in-progress",
+      polls: 0,
       patientsDone: 0,
       patientsTotal: patients.length,
       files: [],
@@ -375,7 +376,8 @@ export class SimulatorServer {
 
   private bulkStatus(res: http.ServerResponse, job: BulkJob): void {
     if (job.status === "failed") return this.sendFhir(res, outcomeReply(500, "exception", "The bulk request failed."));
-    if (job.status === "in-progress" || Date.now() < job.readyNotBefore) {
+    const firstPoll = job.polls++ === 0;
+    if (job.status === "in-progress" || firstPoll || Date.now() < job.readyNotBefore) {
       const pct = job.patientsTotal === 0 ? 100 : Math.floor((job.patientsDone / job.patientsTotal) * 100);
       res.writeHead(202, {
         "X-Progress": `${Math.min(pct, 99)}% complete`,

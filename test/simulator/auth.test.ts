@@ -90,12 +90,12 @@ describe("simulator token endpoint", () => {
 
 describe("simulator token faults", () => {
   it("expires tokens early with token-expiry and answers bare 400s with token-400", async () => {
-    const sim = await startSimulator({ patients: 2, seed: 1, faults: "token-expiry:300ms" });
+    const sim = await startSimulator({ patients: 2, seed: 1, faults: "token-expiry:1500ms" });
     try {
       const token = await accessToken(sim);
       const url = `${sim.baseUrl}/Patient/${sim.population.patientId(0)}`;
       expect((await getJson(url, token)).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 400));
+      await new Promise((r) => setTimeout(r, 1600));
       expect((await getJson(url, token)).status).toBe(401);
     } finally {
       await sim.stop();
