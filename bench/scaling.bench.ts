@@ -5,16 +5,11 @@
 //
 // Sizes (patients): 100, 300, 1000 by default; 10, 30, 100 with --quick; SCALING_SIZES=a,b,c
 // overrides both.
-import { spawn } from "node:child_process";
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { readMetrics } from "../lib/core/report";
-import { listRuns, stepTimes } from "../lib/core/report-analysis";
+import { CLI, runLocalPipeline } from "./local-pipeline";
 import { type ScalingPoint, fitPowerLaw, span, stageExponents } from "./scaling-fit";
 import type { BenchOptions, BenchRatio, BenchResult } from "./types";
 
-const ROOT = path.resolve(__dirname, "..");
-const CLI = path.join(ROOT, "bin", "fhir-pipeline.js");
 const EXTRACT_STEP = "extract";
 
 export function scalingSizes(quick: boolean, env = process.env.SCALING_SIZES): number[] {
@@ -27,53 +22,9 @@ export function scalingSizes(quick: boolean, env = process.env.SCALING_SIZES): n
   return quick ? [10, 30, 100] : [100, 300, 1000];
 }
 
-/** Messages of a CLI that has no local pipeline yet (the command, the option or its module). */
-const NOT_AVAILABLE = /unknown command 'run'|unknown option '--(local|patients|workdir)'|not in this checkout yet/;
-
-function runLocal(cli: string, patients: number, workdir: string, log: (line: string) => void): Promise<{ stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const args = [cli, "run", "--local", "--patients", String(patients), "--workdir", workdir, "--json"];
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      for (const line of d.toString().split("\n")) if (line.trim()) log(`  ${line.trimEnd()}`);
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code === 0) return resolve({ stdout });
-      const tail = stderr.trim().split("\n").slice(-5).join("\n");
-      if (NOT_AVAILABLE.test(stderr)) reject(new Error(`run --local is not available yet (${tail.split("\n").pop()})`));
-      else reject(new Error(`fhir-pipeline run --local --patients ${patients} failed with exit code ${code}:\n${tail}`));
-    });
-  });
-}
-
-/** The run id in `run --local --json` output, if it prints one. */
-function runIdOf(stdout: string): string | undefined {
-  const text = stdout.trim();
-  for (const candidate of [text, text.split("\n").pop() ?? ""]) {
-    try {
-      const parsed = JSON.parse(candidate) as { runId?: unknown; run?: { runId?: unknown } };
-      const id = parsed.runId ?? parsed.run?.runId;
-      if (typeof id === "string") return id;
-    } catch {
-      // not JSON: fall back to the only run in the work directory
-    }
-  }
-  return undefined;
-}
-
-/** One size: run the pipeline, then read its step times and resources from its metrics. */
+/** One size: run the pipeline, then take its step times and resources from its metrics. */
 async function measure(cli: string, patients: number, workdir: string, log: (line: string) => void): Promise<ScalingPoint> {
-  fs.mkdirSync(workdir, { recursive: true });
-  const { stdout } = await runLocal(cli, patients, workdir, log);
-  const rows = readMetrics(workdir);
-  const runId = runIdOf(stdout) ?? listRuns(rows).pop()?.runId;
-  if (!runId) throw new Error(`run --local --patients ${patients} recorded no metrics in ${workdir}`);
-  const steps = stepTimes(rows, runId);
+  const { runId, steps } = await runLocalPipeline(cli, patients, workdir, log);
   const resources = steps.find((s) => s.step === EXTRACT_STEP)?.records;
   if (!resources) throw new Error(`run ${runId} recorded no ${EXTRACT_STEP} step_records: the resources the stages scale with are unknown`);
   return { size: patients, resources, stepSeconds: Object.fromEntries(steps.map((s) => [s.step, s.seconds])) };

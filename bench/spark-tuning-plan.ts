@@ -1,0 +1,101 @@
+// The Spark tuning benchmark's plan and verdicts (pure): which settings to compare (the config's
+// against Spark's defaults, all at once and one setting at a time) and the ratios that justify
+// each non-default setting.
+import type { SparkSettings } from "../config/schema";
+import type { BenchRatio } from "./types";
+
+/** The tuned keys at Spark 3.5's own defaults (resources such as driver memory are not tuning). */
+export const SPARK_DEFAULTS = {
+  shufflePartitions: 200, // spark.sql.shuffle.partitions
+  autoBroadcastJoinThresholdBytes: 10 * 1024 * 1024, // spark.sql.autoBroadcastJoinThreshold (10 MB)
+  adaptiveEnabled: true, // spark.sql.adaptive.enabled (on since Spark 3.2)
+  memoryFraction: 0.6, // spark.memory.fraction
+  storageFraction: 0.5, // spark.memory.storageFraction
+  kryo: false, // spark.serializer = JavaSerializer
+} as const satisfies Partial<SparkSettings>;
+
+export type TunedKey = keyof typeof SPARK_DEFAULTS;
+
+export interface Trial {
+  /** "configured", "defaults", or "default:<key>" (configured with one key at Spark's default). */
+  name: string;
+  settings: SparkSettings;
+  revertedKey?: TunedKey;
+}
+
+/** Tuned keys whose configured value differs from Spark's default. */
+export function nonDefaultKeys(configured: SparkSettings): TunedKey[] {
+  return (Object.keys(SPARK_DEFAULTS) as TunedKey[]).filter((k) => configured[k] !== SPARK_DEFAULTS[k]);
+}
+
+/** Configured, all defaults, and one trial per non-default key reverted to its default. */
+export function tuningTrials(configured: SparkSettings): Trial[] {
+  const trials: Trial[] = [
+    { name: "configured", settings: configured },
+    { name: "defaults", settings: { ...configured, ...SPARK_DEFAULTS } },
+  ];
+  const keys = nonDefaultKeys(configured);
+  // With a single non-default key, "defaults" already is that key reverted.
+  if (keys.length > 1)
+    for (const key of keys)
+      trials.push({ name: `default:${key}`, settings: { ...configured, [key]: SPARK_DEFAULTS[key] }, revertedKey: key });
+  return trials;
+}
+
+/**
+ * Trial order for repetition `rep`: rotated so that no trial always runs first (the first JVM of
+ * a series pays for cold OS caches) or last.
+ */
+export function trialOrder<T>(trials: readonly T[], rep: number): T[] {
+  const k = rep % trials.length;
+  return [...trials.slice(k), ...trials.slice(0, k)];
+}
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+
+/**
+ * Ratios time(other settings) / time(configured), from the median silver step time of each
+ * trial: above 1 means the configured settings are faster, so higher is better and >= 1 is the
+ * target (a setting that does not pay for itself shows as NOT met).
+ */
+export function tuningRatios(
+  trials: readonly Trial[],
+  seconds: ReadonlyMap<string, readonly number[]>,
+  configured: SparkSettings,
+): BenchRatio[] {
+  const base = median(seconds.get("configured") ?? []);
+  if (!(base > 0)) throw new Error("no time measured for the configured settings");
+  const ratios: BenchRatio[] = [];
+  for (const trial of trials) {
+    if (trial.name === "configured") continue;
+    const t = seconds.get(trial.name);
+    if (!t?.length) throw new Error(`no time measured for trial ${trial.name}`);
+    const value = median(t) / base;
+    if (trial.revertedKey) {
+      const key = trial.revertedKey;
+      ratios.push({
+        name: `spark_tuning.silver.${key}`,
+        value,
+        higherIsBetter: true,
+        target: { op: ">=", value: 1 },
+        detail: `silver step time with ${key}=${String(SPARK_DEFAULTS[key])} (Spark default) / with ${key}=${String(configured[key])} (configured)`,
+      });
+    } else {
+      const changed = nonDefaultKeys(configured)
+        .map((k) => `${k}=${String(configured[k])}`)
+        .join(", ");
+      ratios.push({
+        name: "spark_tuning.silver.defaults",
+        value,
+        higherIsBetter: true,
+        target: { op: ">=", value: 1 },
+        detail: `silver step time with Spark's defaults / with the configured settings (${changed || "none differ"})`,
+      });
+    }
+  }
+  return ratios;
+}

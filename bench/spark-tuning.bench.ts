@@ -1,0 +1,71 @@
+// Spark tuning evidence for the silver job: the configured local Spark settings
+// (config/local.json processing.localSpark) against Spark's defaults, on the same bronze data,
+// all at once and one non-default setting at a time (bench/spark-tuning-plan.ts). Each trial is a
+// fresh silver job process (a fresh JVM, since memory settings are fixed per JVM) writing to its
+// own lake; its time is the silver step_total it records in its metrics.
+//
+// Bronze comes from one `fhir-pipeline run --local` (200 patients; 40 with --quick). Trials run
+// twice (once with --quick) in rotated order; the median per trial is compared.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { loadConfig } from "../config/load";
+import { readMetrics } from "../lib/core/report";
+import { stepTimes } from "../lib/core/report-analysis";
+import { CLI, ROOT, runLocalPipeline, runProcess } from "./local-pipeline";
+import { nonDefaultKeys, trialOrder, tuningRatios, tuningTrials } from "./spark-tuning-plan";
+import type { BenchOptions, BenchResult } from "./types";
+
+const SPARK_JOBS = path.join(ROOT, "spark-jobs");
+const PYTHON = path.join(SPARK_JOBS, ".venv", "bin", "python");
+
+export async function run(opts: BenchOptions): Promise<BenchResult> {
+  const configured = loadConfig("local").processing.localSpark;
+  const patients = opts.quick ? 40 : 200;
+  const reps = opts.quick ? 1 : 2;
+  if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run node scripts/setup.js --python`);
+
+  opts.log(`bronze from run --local with ${patients} patients`);
+  const source = path.join(opts.workdir, "source");
+  const { runId, steps } = await runLocalPipeline(CLI, patients, source, opts.log);
+  const bronze = pathToFileURL(path.join(source, "bronze")).href;
+
+  const trials = tuningTrials(configured);
+  const seconds = new Map<string, number[]>(trials.map((t) => [t.name, []]));
+  for (let rep = 0; rep < reps; rep++) {
+    for (const trial of trialOrder(trials, rep)) {
+      const lake = path.join(opts.workdir, `trial-${rep}-${trial.name.replace(/[^a-zA-Z0-9]/g, "_")}`);
+      fs.mkdirSync(lake, { recursive: true });
+      await runProcess(
+        PYTHON,
+        [
+          "-m",
+          "fhir_lakehouse.silver_job",
+          "--lake",
+          pathToFileURL(lake).href,
+          "--run-id",
+          runId,
+          "--bronze",
+          bronze,
+          "--settings-json",
+          JSON.stringify(trial.settings),
+        ],
+        { cwd: SPARK_JOBS, log: () => undefined, what: `silver job (${trial.name})` },
+      );
+      const silver = stepTimes(readMetrics(lake), runId).find((s) => s.step === "silver");
+      if (!silver || silver.source !== "step_total") throw new Error(`silver job (${trial.name}) recorded no step_total`);
+      seconds.get(trial.name)?.push(silver.seconds);
+      opts.log(`${trial.name}: silver ${silver.seconds.toFixed(2)} s`);
+      fs.rmSync(lake, { recursive: true, force: true });
+    }
+  }
+
+  const info: Record<string, number | string> = {
+    patients,
+    resources: steps.find((s) => s.step === "extract")?.records ?? "unknown",
+    non_default: nonDefaultKeys(configured).join(",") || "none",
+    repetitions: reps,
+  };
+  for (const [name, t] of seconds) info[`${name}_seconds`] = t.map((x) => x.toFixed(2)).join(",");
+  return { name: "spark-tuning", ratios: tuningRatios(trials, seconds, configured), info };
+}

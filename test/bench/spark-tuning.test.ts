@@ -1,0 +1,48 @@
+import { loadConfig } from "../../config/load";
+import { SPARK_DEFAULTS, nonDefaultKeys, trialOrder, tuningRatios, tuningTrials } from "../../bench/spark-tuning-plan";
+
+const configured = loadConfig("local").processing.localSpark;
+
+describe("Spark tuning plan", () => {
+  it("compares every non-default setting of the local config with Spark's default", () => {
+    const keys = nonDefaultKeys(configured);
+    for (const k of keys) expect(configured[k]).not.toBe(SPARK_DEFAULTS[k]);
+    const trials = tuningTrials(configured);
+    expect(trials.map((t) => t.name)).toEqual(["configured", "defaults", ...keys.map((k) => `default:${k}`)]);
+    expect(trials[1].settings).toMatchObject({
+      shufflePartitions: 200,
+      autoBroadcastJoinThresholdBytes: 10485760,
+      storageFraction: 0.5,
+      kryo: false,
+      driverMemory: configured.driverMemory,
+    });
+    const shuffle = trials.find((t) => t.revertedKey === "shufflePartitions");
+    expect(shuffle?.settings).toEqual({ ...configured, shufflePartitions: 200 });
+  });
+
+  it("needs no per-key trial when only one key differs", () => {
+    expect(tuningTrials({ ...configured, ...SPARK_DEFAULTS, shufflePartitions: 8 }).map((t) => t.name)).toEqual(["configured", "defaults"]);
+  });
+
+  it("rotates the trial order between repetitions", () => {
+    expect([0, 1, 2, 3].map((rep) => trialOrder(["a", "b", "c"], rep).join(""))).toEqual(["abc", "bca", "cab", "abc"]);
+  });
+
+  it("turns median times into ratios against the configured settings", () => {
+    const settings = { ...configured, ...SPARK_DEFAULTS, shufflePartitions: 4, kryo: true };
+    const trials = tuningTrials(settings);
+    const seconds = new Map([
+      ["configured", [10, 11, 30]], // median 11: one slow outlier does not count
+      ["defaults", [22]],
+      ["default:shufflePartitions", [20, 24]],
+      ["default:kryo", [10.45]],
+    ]);
+    const ratios = Object.fromEntries(tuningRatios(trials, seconds, settings).map((r) => [r.name, r]));
+    expect(ratios["spark_tuning.silver.defaults"].value).toBeCloseTo(2, 10);
+    expect(ratios["spark_tuning.silver.shufflePartitions"]).toMatchObject({ higherIsBetter: true, target: { op: ">=", value: 1 } });
+    expect(ratios["spark_tuning.silver.shufflePartitions"].value).toBeCloseTo(2, 10);
+    expect(ratios["spark_tuning.silver.kryo"].value).toBeCloseTo(0.95, 10); // kryo does not pay for itself here
+    expect(ratios["spark_tuning.silver.kryo"].detail).toContain("kryo=false (Spark default) / with kryo=true (configured)");
+    expect(() => tuningRatios(trials, new Map([["configured", [1]]]), settings)).toThrow(/no time measured for trial defaults/);
+  });
+});
