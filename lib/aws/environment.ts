@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { ConfigError, loadConfig } from "../../config/load";
 import type { PipelineConfig } from "../../config/schema";
 import type { LakeLocations } from "../core/pipeline-steps";
-import { OUTPUT_KEYS, stackNamesFor, type OutputKey } from "./stack-output-keys";
+import { outputsFromOutputsFile, outputsFromStacks, stackNames, type StackOutputs } from "../core/stack-outputs";
 import type { AwsClients } from "./clients";
 import { OperatorError, withOperatorErrors } from "./errors";
 
@@ -24,7 +24,7 @@ export interface DeployedEnvironment {
   /** Glue database of the gold layer (the default database of `query --env`). */
   goldDatabase?: string;
   emrApplicationId: string;
-  /** Work queue(s) and dead-letter queue(s), keyed by role ("work", "dlq"). */
+  /** Work queues and their dead-letter queues, keyed by role ("download", "search DLQ", …). */
   queueUrls: Record<string, string>;
   /** SNS topic the alarms notify; alarms are filtered to this environment's by it. */
   alarmTopicArn?: string;
@@ -57,16 +57,18 @@ function loadEnvConfig(envName: string): PipelineConfig {
   }
 }
 
-/** The outputs of every stack of the environment, merged (output keys are unique across stacks). */
-async function outputsFromCloudFormation(envName: string, stacks: string[], clients: AwsClients): Promise<Record<string, string>> {
-  const merged: Record<string, string> = {};
-  for (const stackName of stacks) {
-    const answer = await withOperatorErrors({ envName, region: await regionOf(clients), stackName }, () =>
-      clients.cloudFormation.send(new DescribeStacksCommand({ StackName: stackName })),
+type DescribedStack = { StackName?: string; Outputs?: { OutputKey?: string; OutputValue?: string }[] };
+
+/** DescribeStacks of every stack of the environment (a missing stack: "not deployed", one line). */
+async function describeEnvironmentStacks(envName: string, clients: AwsClients): Promise<DescribedStack[]> {
+  const stacks: DescribedStack[] = [];
+  for (const name of stackNames(envName)) {
+    const answer = await withOperatorErrors({ envName, region: await regionOf(clients), stackName: name }, () =>
+      clients.cloudFormation.send(new DescribeStacksCommand({ StackName: name })),
     );
-    for (const o of answer.Stacks?.[0]?.Outputs ?? []) if (o.OutputKey && o.OutputValue !== undefined) merged[o.OutputKey] = o.OutputValue;
+    stacks.push(...(answer.Stacks ?? []));
   }
-  return merged;
+  return stacks;
 }
 
 async function regionOf(clients: AwsClients): Promise<string | undefined> {
@@ -77,74 +79,60 @@ async function regionOf(clients: AwsClients): Promise<string | undefined> {
   }
 }
 
-function outputsFromFile(envName: string, file: string, stacks: string[]): Record<string, string> {
+function readOutputsFile(envName: string, file: string): Record<string, Record<string, string>> {
   if (!fs.existsSync(file)) throw new OperatorError(`outputs file ${file} does not exist: write it with \`npx cdk deploy -c env=${envName} --all --outputs-file ${file}\``);
-  let parsed: Record<string, Record<string, string>>;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, "utf8"));
+    return JSON.parse(fs.readFileSync(file, "utf8"));
   } catch (err) {
     throw new OperatorError(`outputs file ${file} is not valid JSON (${(err as Error).message}): write it again with \`cdk deploy --outputs-file\``);
   }
-  const present = stacks.filter((s) => parsed[s]);
-  if (present.length === 0) {
-    throw new OperatorError(
-      `outputs file ${file} has no stack of environment ${envName} (expected ${stacks.join(", ")}; found ${Object.keys(parsed).join(", ") || "none"}): deploy with \`npx cdk deploy -c env=${envName} --all --outputs-file ${file}\``,
-    );
-  }
-  return Object.assign({}, ...present.map((s) => parsed[s]));
 }
 
-/** Builds the environment from merged stack outputs; a missing required output is one clear line. */
-export function environmentFromOutputs(config: PipelineConfig, outputs: Record<string, string>, source: string): DeployedEnvironment {
-  const required = (key: OutputKey): string => {
-    const value = outputs[OUTPUT_KEYS[key]];
-    if (!value) {
-      throw new OperatorError(
-        `environment ${config.name} has no stack output ${OUTPUT_KEYS[key]} (${source}): it was deployed by an older version; run \`npx cdk deploy -c env=${config.name} --all\``,
-      );
-    }
-    return value;
-  };
-  const optional = (key: OutputKey): string | undefined => outputs[OUTPUT_KEYS[key]] || undefined;
-  const buckets = {
-    bronze: required("bronzeBucket"),
-    silver: required("silverBucket"),
-    gold: required("goldBucket"),
-    metrics: required("metricsBucket"),
-    athenaResults: optional("athenaResultsBucket"),
-  };
-  const queueUrls: Record<string, string> = { work: required("workQueueUrl") };
-  const dlq = optional("deadLetterQueueUrl");
-  if (dlq) queueUrls.dlq = dlq;
-  const functions = optional("extractorFunctionNames");
-  const memory = optional("extractorMemoryMb");
+/** The infrastructure's completeness check, as one line for the operator. */
+function checked(envName: string, read: () => StackOutputs): StackOutputs {
+  try {
+    return read();
+  } catch (err) {
+    throw new OperatorError(`${(err as Error).message.replace(/\s+/g, " ")}`.replace(/^environment \S+: /, `environment ${envName}: `));
+  }
+}
+
+/** Builds the environment from the stacks' outputs. */
+export function environmentFromOutputs(config: PipelineConfig, outputs: StackOutputs, source: string): DeployedEnvironment {
   return {
     name: config.name,
     config,
     source,
-    stateMachineArn: required("stateMachineArn"),
-    buckets,
-    lake: {
-      bronze: `s3://${buckets.bronze}/bronze`,
-      silver: `s3://${buckets.silver}/silver`,
-      gold: `s3://${buckets.gold}/gold`,
-      metrics: `s3://${buckets.metrics}/metrics`,
+    stateMachineArn: outputs.StateMachineArn,
+    buckets: {
+      bronze: outputs.BronzeBucketName,
+      silver: outputs.SilverBucketName,
+      gold: outputs.GoldBucketName,
+      metrics: outputs.MetricsBucketName,
+      athenaResults: outputs.AthenaResultsBucketName,
     },
-    workgroup: required("athenaWorkgroup"),
-    emrApplicationId: required("emrApplicationId"),
-    queueUrls,
-    alarmTopicArn: optional("alarmTopicArn"),
-    functionNames: functions ? functions.split(",").map((s) => s.trim()).filter(Boolean) : [],
-    functionMemoryMb: memory ? Number(memory) : undefined,
+    lake: { bronze: outputs.BronzeUri, silver: outputs.SilverUri, gold: outputs.GoldUri, metrics: outputs.MetricsUri },
+    workgroup: outputs.AthenaWorkGroup,
+    goldDatabase: outputs.GlueGoldDatabase,
+    emrApplicationId: outputs.EmrApplicationId,
+    queueUrls: {
+      download: outputs.DownloadQueueUrl,
+      search: outputs.SearchQueueUrl,
+      "download DLQ": outputs.DownloadDeadLetterQueueUrl,
+      "search DLQ": outputs.SearchDeadLetterQueueUrl,
+    },
+    alarmTopicArn: outputs.AlarmTopicArn,
+    // The stacks export no function names or memory size: Lambda GB-seconds are then not measured.
+    functionNames: [],
   };
 }
 
 /** Resolves `--env NAME` to a deployed environment, or throws a one-line OperatorError. */
 export async function resolveEnvironment(options: ResolveOptions): Promise<DeployedEnvironment> {
   const config = loadEnvConfig(options.envName);
-  const stacks = stackNamesFor(config.name);
+  const name = config.name;
   const outputs = options.outputsFile
-    ? outputsFromFile(config.name, options.outputsFile, stacks)
-    : await outputsFromCloudFormation(config.name, stacks, options.clients);
+    ? checked(name, () => outputsFromOutputsFile(name, readOutputsFile(name, options.outputsFile!)))
+    : checked(name, await describeEnvironmentStacks(name, options.clients).then((stacks) => () => outputsFromStacks(name, stacks)));
   return environmentFromOutputs(config, outputs, options.outputsFile ?? "cloudformation");
 }

@@ -9,8 +9,8 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateStateMachineCommand } from "@aws-sdk/client-sfn";
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { AwsClients } from "../../lib/aws/clients";
-import { OUTPUT_KEYS, stackNamesFor } from "../../lib/aws/stack-output-keys";
 import { STEP } from "../../lib/core/pipeline-steps";
+import { STACK_OUTPUTS, stackName, stackNames, type StackOutputs } from "../../lib/core/stack-outputs";
 import type { MotoServer } from "./moto-server";
 
 export const ENV_NAME = "dev";
@@ -20,7 +20,7 @@ export interface Fixture {
   clients: AwsClients;
   stateMachineArn: string;
   applicationId: string;
-  workQueueUrl: string;
+  downloadQueueUrl: string;
   alarmTopicArn: string;
   workgroup: string;
   buckets: { bronze: string; silver: string; gold: string; metrics: string; athenaResults: string };
@@ -81,8 +81,8 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
     athenaResults: `${prefix}-athena-results`,
   };
   for (const b of Object.values(buckets)) await clients.s3.send(new CreateBucketCommand({ Bucket: b }));
-  const dlq = await clients.sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-work-dlq` }));
-  const work = await clients.sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-work` }));
+  const queue = async (name: string) => (await clients.sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-${name}` }))).QueueUrl!;
+  const queues = { download: await queue("download"), downloadDlq: await queue("download-dlq"), search: await queue("search"), searchDlq: await queue("search-dlq") };
   const app = await clients.emrServerless.send(new CreateApplicationCommand({ name: `${prefix}-spark`, releaseLabel: "emr-7.9.0", type: "SPARK" }));
   const workgroup = `${prefix}-analysts`;
   await clients.athena.send(
@@ -92,7 +92,7 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
   const sm = await clients.stepFunctions.send(
     new CreateStateMachineCommand({
       name: `${prefix}-pipeline`,
-      definition: JSON.stringify(tinyDefinition(work.QueueUrl!, app.applicationId!)),
+      definition: JSON.stringify(tinyDefinition(queues.download, app.applicationId!)),
       roleArn: `arn:aws:iam::${ACCOUNT}:role/${prefix}-states`,
     }),
   );
@@ -107,7 +107,7 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
         AlarmName: name,
         Namespace: "AWS/SQS",
         MetricName: "ApproximateNumberOfMessagesVisible",
-        Dimensions: [{ Name: "QueueName", Value: `${prefix}-work-dlq` }],
+        Dimensions: [{ Name: "QueueName", Value: `${prefix}-download-dlq` }],
         Statistic: "Maximum",
         Period: 60,
         EvaluationPeriods: 1,
@@ -119,40 +119,56 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
     await clients.cloudWatch.send(new SetAlarmStateCommand({ AlarmName: name, StateValue: "ALARM", StateReason: "1 message in the dead-letter queue" }));
   }
 
-  // The environment's stacks, their outputs spread over them as the CDK app declares them.
-  const outputs: Record<string, string> = {
-    [OUTPUT_KEYS.stateMachineArn]: sm.stateMachineArn!,
-    [OUTPUT_KEYS.bronzeBucket]: buckets.bronze,
-    [OUTPUT_KEYS.silverBucket]: buckets.silver,
-    [OUTPUT_KEYS.goldBucket]: buckets.gold,
-    [OUTPUT_KEYS.metricsBucket]: buckets.metrics,
-    [OUTPUT_KEYS.athenaResultsBucket]: buckets.athenaResults,
-    [OUTPUT_KEYS.athenaWorkgroup]: workgroup,
-    [OUTPUT_KEYS.emrApplicationId]: app.applicationId!,
-    [OUTPUT_KEYS.workQueueUrl]: work.QueueUrl!,
-    [OUTPUT_KEYS.deadLetterQueueUrl]: dlq.QueueUrl!,
-    [OUTPUT_KEYS.alarmTopicArn]: alarmTopicArn,
+  // The environment's stacks, each with the outputs the CDK app gives it (lib/core/stack-outputs.ts).
+  const placeholder = (what: string) => `arn:aws:${what}:us-east-1:${ACCOUNT}:${prefix}-placeholder`;
+  const outputs: StackOutputs = {
+    KmsKeyArn: placeholder("kms"),
+    BronzeBucketName: buckets.bronze,
+    SilverBucketName: buckets.silver,
+    GoldBucketName: buckets.gold,
+    MetricsBucketName: buckets.metrics,
+    AthenaResultsBucketName: buckets.athenaResults,
+    AccessLogsBucketName: `${prefix}-access-logs`,
+    BronzeUri: `s3://${buckets.bronze}/bronze`,
+    SilverUri: `s3://${buckets.silver}/silver`,
+    GoldUri: `s3://${buckets.gold}/gold`,
+    MetricsUri: `s3://${buckets.metrics}/metrics`,
+    GlueSilverDatabase: "fhir_silver_dev",
+    GlueGoldDatabase: "fhir_gold_dev",
+    DownloadQueueUrl: queues.download,
+    DownloadDeadLetterQueueUrl: queues.downloadDlq,
+    SearchQueueUrl: queues.search,
+    SearchDeadLetterQueueUrl: queues.searchDlq,
+    EpicPrivateKeySecretArn: placeholder("secretsmanager"),
+    EmrApplicationId: app.applicationId!,
+    EmrJobRoleArn: `arn:aws:iam::${ACCOUNT}:role/spark-job`,
+    StateMachineArn: sm.stateMachineArn!,
+    RunNotificationsTopicArn: placeholder("sns"),
+    ScheduleName: `${prefix}-nightly`,
+    AthenaWorkGroup: workgroup,
+    AlarmTopicArn: alarmTopicArn,
+    DashboardName: `${prefix}-dashboard`,
   };
-  const stacks = stackNamesFor(ENV_NAME);
-  const entries = Object.entries(outputs);
-  for (const [i, stackName] of stacks.entries()) {
-    const mine = entries.filter((_, j) => j % stacks.length === i);
+  const concerns = [...new Set(Object.values(STACK_OUTPUTS))];
+  for (const concern of concerns) {
+    const name = stackName(ENV_NAME, concern);
+    const mine = (Object.keys(STACK_OUTPUTS) as (keyof StackOutputs)[]).filter((k) => STACK_OUTPUTS[k] === concern);
     const template = {
-      Resources: { Marker: { Type: "AWS::SQS::Queue", Properties: { QueueName: `${stackName}-marker` } } },
-      Outputs: Object.fromEntries(mine.map(([k, v]) => [k, { Value: v }])),
+      Resources: { Marker: { Type: "AWS::SQS::Queue", Properties: { QueueName: `${name}-marker` } } },
+      Outputs: Object.fromEntries(mine.map((k) => [k, { Value: outputs[k] }])),
     };
-    await clients.cloudFormation.send(new CreateStackCommand({ StackName: stackName, TemplateBody: JSON.stringify(template) }));
+    await clients.cloudFormation.send(new CreateStackCommand({ StackName: name, TemplateBody: JSON.stringify(template) }));
   }
-  return { clients, stateMachineArn: sm.stateMachineArn!, applicationId: app.applicationId!, workQueueUrl: work.QueueUrl!, alarmTopicArn, workgroup, buckets };
+  return { clients, stateMachineArn: sm.stateMachineArn!, applicationId: app.applicationId!, downloadQueueUrl: queues.download, alarmTopicArn, workgroup, buckets };
 }
 
 /** The cdk outputs file (`cdk deploy --outputs-file`) of the same environment. */
 export async function outputsFileContent(clients: AwsClients): Promise<Record<string, Record<string, string>>> {
   const { DescribeStacksCommand } = await import("@aws-sdk/client-cloudformation");
   const out: Record<string, Record<string, string>> = {};
-  for (const stackName of stackNamesFor(ENV_NAME)) {
-    const d = await clients.cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
-    out[stackName] = Object.fromEntries((d.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey!, o.OutputValue!]));
+  for (const name of stackNames(ENV_NAME)) {
+    const d = await clients.cloudFormation.send(new DescribeStacksCommand({ StackName: name }));
+    out[name] = Object.fromEntries((d.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey!, o.OutputValue!]));
   }
   return out;
 }

@@ -46,7 +46,8 @@ describe("run --env", () => {
     expect(env.stateMachineArn).toBe(fx.stateMachineArn);
     expect(env.emrApplicationId).toBe(fx.applicationId);
     expect(env.workgroup).toBe(fx.workgroup);
-    expect(env.queueUrls.work).toBe(fx.workQueueUrl);
+    expect(env.queueUrls.download).toBe(fx.downloadQueueUrl);
+    expect(env.goldDatabase).toBe("fhir_gold_dev");
     expect(env.lake.bronze).toBe(`s3://${fx.buckets.bronze}/bronze`);
     expect(env.source).toBe("cloudformation");
   });
@@ -70,7 +71,7 @@ describe("run --env", () => {
     // The queue depth while extraction waits: the unit FanOut enqueued (no worker consumes it here).
     const queue = sink.events.filter((e) => e.kind === "queue");
     expect(queue.length).toBeGreaterThan(0);
-    expect(queue.some((e) => e.kind === "queue" && e.name === "work" && e.visible >= 1)).toBe(true);
+    expect(queue.some((e) => e.kind === "queue" && e.name === "download" && e.visible >= 1)).toBe(true);
     // The EMR Serverless job runs the Spark states started, with their state from GetJobRun.
     const jobs = result.follow!.jobs;
     expect(jobs.map((j) => j.step).sort()).toEqual(["gold", "silver"]);
