@@ -23,3 +23,13 @@ def spark(lake_root: Path) -> Iterator[SparkSession]:
     session = local_session(f"file://{lake_root}", app_name="pytest")
     yield session
     session.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--sof-report PATH`: tests/test_sof_suite.py writes the official SQL-on-FHIR v2 report there."""
+    parser.addoption(
+        "--sof-report",
+        action="store",
+        default=None,
+        help="write the SQL-on-FHIR v2 test report (test-report.schema.json format) to this path",
+    )
