@@ -13,7 +13,7 @@ import { loadConfig } from "../config/load";
 import { readMetrics } from "../lib/core/report";
 import { stepTimes } from "../lib/core/report-analysis";
 import { CLI, ROOT, runLocalPipeline, runProcess } from "./local-pipeline";
-import { nonDefaultKeys, trialOrder, tuningRatios, tuningTrials } from "./spark-tuning-plan";
+import { type Trial, nonDefaultKeys, trialOrder, tuningRatios, tuningTrials } from "./spark-tuning-plan";
 import type { BenchOptions, BenchResult } from "./types";
 
 const SPARK_JOBS = path.join(ROOT, "spark-jobs");
@@ -31,11 +31,34 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const bronze = pathToFileURL(path.join(source, "bronze")).href;
 
   const trials = tuningTrials(configured);
+  const seconds = await timeTrials(trials, { runId, bronze, reps, workdir: opts.workdir, log: opts.log });
+
+  const info: Record<string, number | string> = {
+    patients,
+    resources: steps.find((s) => s.step === "extract")?.records ?? "unknown",
+    non_default: nonDefaultKeys(configured).join(",") || "none",
+    repetitions: reps,
+  };
+  for (const [name, t] of seconds) info[`${name}_seconds`] = t.map((x) => x.toFixed(2)).join(",");
+  return { name: "spark-tuning", ratios: tuningRatios(trials, seconds, configured), info };
+}
+
+/**
+ * Runs the silver job once per trial and repetition, each into its own fresh lake, and returns
+ * the silver step seconds per trial name.
+ */
+export async function timeTrials(
+  trials: readonly Trial[],
+  opts: { runId: string; bronze: string; reps: number; workdir: string; log: (line: string) => void },
+): Promise<Map<string, number[]>> {
+  const { runId, bronze, reps } = opts;
   const seconds = new Map<string, number[]>(trials.map((t) => [t.name, []]));
   for (let rep = 0; rep < reps; rep++) {
     for (const trial of trialOrder(trials, rep)) {
       const lake = path.join(opts.workdir, `trial-${rep}-${trial.name.replace(/[^a-zA-Z0-9]/g, "_")}`);
       fs.mkdirSync(lake, { recursive: true });
+      const settingsFile = path.join(opts.workdir, `settings-${trial.name.replace(/[^a-zA-Z0-9]/g, "_")}.json`);
+      fs.writeFileSync(settingsFile, JSON.stringify(trial.settings));
       await runProcess(
         PYTHON,
         [
@@ -48,7 +71,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           "--bronze",
           bronze,
           "--settings-json",
-          JSON.stringify(trial.settings),
+          settingsFile,
         ],
         { cwd: SPARK_JOBS, log: () => undefined, what: `silver job (${trial.name})` },
       );
@@ -60,12 +83,5 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     }
   }
 
-  const info: Record<string, number | string> = {
-    patients,
-    resources: steps.find((s) => s.step === "extract")?.records ?? "unknown",
-    non_default: nonDefaultKeys(configured).join(",") || "none",
-    repetitions: reps,
-  };
-  for (const [name, t] of seconds) info[`${name}_seconds`] = t.map((x) => x.toFixed(2)).join(",");
-  return { name: "spark-tuning", ratios: tuningRatios(trials, seconds, configured), info };
+  return seconds;
 }
