@@ -61,7 +61,10 @@ export async function findNamedQuery(clients: AwsClients, workgroup: string, nam
     }
     nextToken = page.NextToken;
   } while (nextToken);
-  const known = all.map((q) => q.Name).filter(Boolean).sort();
+  const known = all
+    .map((q) => q.Name)
+    .filter(Boolean)
+    .sort();
   throw new OperatorError(`no named query "${name}" in workgroup ${workgroup} (known: ${known.join(", ") || "none"})`);
 }
 
@@ -75,8 +78,12 @@ export function withoutHeaderRow(rows: (string | null)[][], columns: { name: str
   return rows;
 }
 
-export async function runAthenaQuery(clients: AwsClients, env: DeployedEnvironment, options: AthenaQueryOptions): Promise<AthenaQueryResult> {
-  if (!options.sql === !options.named) throw new OperatorError('give either a SQL string or --named NAME (not both)');
+export async function runAthenaQuery(
+  clients: AwsClients,
+  env: DeployedEnvironment,
+  options: AthenaQueryOptions,
+): Promise<AthenaQueryResult> {
+  if (!options.sql === !options.named) throw new OperatorError("give either a SQL string or --named NAME (not both)");
   let query = options.sql ?? "";
   let database = options.database;
   if (options.named) {
@@ -86,7 +93,11 @@ export async function runAthenaQuery(clients: AwsClients, env: DeployedEnvironme
   }
   database ??= env.goldDatabase;
   const started = await clients.athena.send(
-    new StartQueryExecutionCommand({ QueryString: query, WorkGroup: env.workgroup, QueryExecutionContext: database ? { Database: database } : undefined }),
+    new StartQueryExecutionCommand({
+      QueryString: query,
+      WorkGroup: env.workgroup,
+      QueryExecutionContext: database ? { Database: database } : undefined,
+    }),
   );
   const id = started.QueryExecutionId!;
   const pollMs = options.pollIntervalMs ?? 500;
@@ -96,9 +107,14 @@ export async function runAthenaQuery(clients: AwsClients, env: DeployedEnvironme
     const state = execution?.Status?.State ?? "QUEUED";
     if (TERMINAL.has(state)) {
       if (state !== "SUCCEEDED") {
-        const reason = (execution?.Status?.StateChangeReason ?? execution?.Status?.AthenaError?.ErrorMessage ?? "no reason given").replace(/\s+/g, " ");
+        const reason = (execution?.Status?.StateChangeReason ?? execution?.Status?.AthenaError?.ErrorMessage ?? "no reason given").replace(
+          /\s+/g,
+          " ",
+        );
         const scanned = execution?.Statistics?.DataScannedInBytes ?? 0;
-        throw new OperatorError(`query ${id} ${state.toLowerCase()}: ${reason} (scanned ${scanned} bytes, cost ${formatUsd(athenaQueryCost(scanned))})`);
+        throw new OperatorError(
+          `query ${id} ${state.toLowerCase()}: ${reason} (scanned ${scanned} bytes, cost ${formatUsd(athenaQueryCost(scanned))})`,
+        );
       }
       break;
     }
@@ -112,8 +128,11 @@ export async function runAthenaQuery(clients: AwsClients, env: DeployedEnvironme
   let pages = 0;
   let truncated = false;
   do {
-    const page = await clients.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id, MaxResults: pageSize, NextToken: nextToken }));
-    if (pages === 0) columns = (page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? []).map((c) => ({ name: c.Label ?? c.Name ?? "", type: c.Type ?? "" }));
+    const page = await clients.athena.send(
+      new GetQueryResultsCommand({ QueryExecutionId: id, MaxResults: pageSize, NextToken: nextToken }),
+    );
+    if (pages === 0)
+      columns = (page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? []).map((c) => ({ name: c.Label ?? c.Name ?? "", type: c.Type ?? "" }));
     let pageRows = (page.ResultSet?.Rows ?? []).map((r) => (r.Data ?? []).map((d) => d.VarCharValue ?? null));
     if (pages === 0) pageRows = withoutHeaderRow(pageRows, columns, execution?.StatementType);
     rows.push(...pageRows);

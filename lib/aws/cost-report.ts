@@ -64,11 +64,17 @@ export function costRowOf(runId: string, rows: readonly MetricRecord[]): Omit<Ru
 }
 
 /** Costs and records a finished run from its history and GetJobRun (runs nobody followed). */
-async function backfillRun(clients: AwsClients, env: DeployedEnvironment, objects: LakeObjects, e: ExecutionListItem): Promise<MetricRecord[]> {
+async function backfillRun(
+  clients: AwsClients,
+  env: DeployedEnvironment,
+  objects: LakeObjects,
+  e: ExecutionListItem,
+): Promise<MetricRecord[]> {
   const history = await historySince(clients, e.executionArn!, 0);
   const jobs = new Map<string, { step: string; usage: { applicationId: string; jobRunId: string; state: string } }>();
   for (const fact of interpretHistory(history)) {
-    if (fact.kind === "emr-job") jobs.set(fact.jobRunId, { step: fact.step, usage: { applicationId: fact.applicationId, jobRunId: fact.jobRunId, state: "UNKNOWN" } });
+    if (fact.kind === "emr-job")
+      jobs.set(fact.jobRunId, { step: fact.step, usage: { applicationId: fact.applicationId, jobRunId: fact.jobRunId, state: "UNKNOWN" } });
   }
   const durationSeconds = e.startDate && e.stopDate ? (e.stopDate.getTime() - e.startDate.getTime()) / 1000 : undefined;
   await recordRunCost({
@@ -103,7 +109,12 @@ export interface CostReportOptions {
   backfill?: boolean;
 }
 
-export async function costReport(clients: AwsClients, env: DeployedEnvironment, objects: LakeObjects, options: CostReportOptions = {}): Promise<CostReport> {
+export async function costReport(
+  clients: AwsClients,
+  env: DeployedEnvironment,
+  objects: LakeObjects,
+  options: CostReportOptions = {},
+): Promise<CostReport> {
   const limit = options.limit ?? 20;
   const listed = await clients.stepFunctions.send(new ListExecutionsCommand({ stateMachineArn: env.stateMachineArn, maxResults: limit }));
   const executions = (listed.executions ?? []).filter((e) => e.status !== "RUNNING").slice(0, limit);
@@ -129,7 +140,9 @@ export async function costReport(clients: AwsClients, env: DeployedEnvironment, 
     prices: "us-east-1 on-demand list prices (lib/aws/cost.ts)",
     runs,
     totalTrend: trend(runs.map((r) => ({ at: at(r), value: r.totalUsd }))),
-    perMillionTrend: trend(runs.filter((r) => r.usdPerMillionResources !== undefined).map((r) => ({ at: at(r), value: r.usdPerMillionResources! }))),
+    perMillionTrend: trend(
+      runs.filter((r) => r.usdPerMillionResources !== undefined).map((r) => ({ at: at(r), value: r.usdPerMillionResources! })),
+    ),
     athena: await recentAthenaUsage(clients, env.workgroup, 50),
   };
 }
@@ -162,7 +175,11 @@ export function renderCostReport(report: CostReport): string {
     const fmt = (row: string[]) => row.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
     lines.push(fmt(header), fmt(widths.map((w) => "-".repeat(w))), ...rows.map(fmt));
     if (report.runs.some((r) => r.backfilled)) lines.push("* costed now from the run's history and GetJobRun, and recorded");
-    lines.push("", describeTrend("cost per run", report.totalTrend, formatUsd), describeTrend("cost per million resources", report.perMillionTrend, formatUsd));
+    lines.push(
+      "",
+      describeTrend("cost per run", report.totalTrend, formatUsd),
+      describeTrend("cost per million resources", report.perMillionTrend, formatUsd),
+    );
   }
   lines.push(
     "",

@@ -43,7 +43,12 @@ export function usageOfJobRun(jobRun: JobRun, prices?: PriceTable): JobRunUsage 
 }
 
 /** GetJobRun, reduced to state and usage. */
-export async function getJobRunUsage(clients: AwsClients, applicationId: string, jobRunId: string, prices?: PriceTable): Promise<JobRunUsage> {
+export async function getJobRunUsage(
+  clients: AwsClients,
+  applicationId: string,
+  jobRunId: string,
+  prices?: PriceTable,
+): Promise<JobRunUsage> {
   const answer = await clients.emrServerless.send(new GetJobRunCommand({ applicationId, jobRunId }));
   if (!answer.jobRun) throw new Error(`GetJobRun returned no job run for ${applicationId}/${jobRunId}`);
   return usageOfJobRun(answer.jobRun, prices);

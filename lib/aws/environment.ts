@@ -49,9 +49,13 @@ function loadEnvConfig(envName: string): PipelineConfig {
       const first = err.issues[0] ?? "invalid";
       if (/no such config file/.test(first)) {
         const known = /known environments: ([^)]*)/.exec(first)?.[1] ?? "";
-        throw new OperatorError(`unknown environment "${envName}": there is no config/${envName}.json (known: ${known}); pass --env with one of those`);
+        throw new OperatorError(
+          `unknown environment "${envName}": there is no config/${envName}.json (known: ${known}); pass --env with one of those`,
+        );
       }
-      throw new OperatorError(`config/${envName}.json is invalid (${err.issues.join("; ")}): run \`npx fhir-pipeline validate-config ${envName}\``);
+      throw new OperatorError(
+        `config/${envName}.json is invalid (${err.issues.join("; ")}): run \`npx fhir-pipeline validate-config ${envName}\``,
+      );
     }
     throw err;
   }
@@ -80,11 +84,16 @@ async function regionOf(clients: AwsClients): Promise<string | undefined> {
 }
 
 function readOutputsFile(envName: string, file: string): Record<string, Record<string, string>> {
-  if (!fs.existsSync(file)) throw new OperatorError(`outputs file ${file} does not exist: write it with \`npx cdk deploy -c env=${envName} --all --outputs-file ${file}\``);
+  if (!fs.existsSync(file))
+    throw new OperatorError(
+      `outputs file ${file} does not exist: write it with \`npx cdk deploy -c env=${envName} --all --outputs-file ${file}\``,
+    );
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"));
   } catch (err) {
-    throw new OperatorError(`outputs file ${file} is not valid JSON (${(err as Error).message}): write it again with \`cdk deploy --outputs-file\``);
+    throw new OperatorError(
+      `outputs file ${file} is not valid JSON (${(err as Error).message}): write it again with \`cdk deploy --outputs-file\``,
+    );
   }
 }
 

@@ -20,7 +20,13 @@ export interface ErrorContext {
 }
 
 const EXPIRED_CODES = new Set(["ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"]);
-const REJECTED_CODES = new Set(["InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidSignatureException"]);
+const REJECTED_CODES = new Set([
+  "InvalidClientTokenId",
+  "UnrecognizedClientException",
+  "SignatureDoesNotMatch",
+  "InvalidAccessKeyId",
+  "InvalidSignatureException",
+]);
 const DENIED_CODES = new Set(["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"]);
 
 function oneLine(text: string): string {
@@ -40,7 +46,10 @@ export function explainAwsError(err: unknown, ctx: ErrorContext = {}): OperatorE
   const env = ctx.envName ? ` for environment ${ctx.envName}` : "";
   const profile = process.env.AWS_PROFILE ? ` --profile ${process.env.AWS_PROFILE}` : "";
 
-  if (EXPIRED_CODES.has(code) || /token (included in the request )?(is|has) expired|session .*has expired|token has expired/i.test(message)) {
+  if (
+    EXPIRED_CODES.has(code) ||
+    /token (included in the request )?(is|has) expired|session .*has expired|token has expired/i.test(message)
+  ) {
     return new OperatorError(
       `your AWS session has expired${env}: sign in again (e.g. \`aws sso login${profile}\`, or refresh the temporary keys in your environment) and retry`,
     );
@@ -51,10 +60,14 @@ export function explainAwsError(err: unknown, ctx: ErrorContext = {}): OperatorE
     );
   }
   if (REJECTED_CODES.has(code)) {
-    return new OperatorError(`AWS rejected the credentials${env} (${code}): check AWS_PROFILE or the access keys in your environment, then retry`);
+    return new OperatorError(
+      `AWS rejected the credentials${env} (${code}): check AWS_PROFILE or the access keys in your environment, then retry`,
+    );
   }
   if (/region is missing/i.test(message)) {
-    return new OperatorError(`no AWS region set${env}: pass --region REGION or set AWS_REGION to the region the environment is deployed in`);
+    return new OperatorError(
+      `no AWS region set${env}: pass --region REGION or set AWS_REGION to the region the environment is deployed in`,
+    );
   }
   if (code === "ValidationError" && /stack with id .* does not exist/i.test(message)) {
     const stack = ctx.stackName ?? /stack with id (\S+)/i.exec(message)?.[1] ?? "";
@@ -65,7 +78,9 @@ export function explainAwsError(err: unknown, ctx: ErrorContext = {}): OperatorE
     );
   }
   if (DENIED_CODES.has(code)) {
-    return new OperatorError(`access denied${env}: ${message} — use a role allowed to operate the pipeline (see README, "Operating in AWS")`);
+    return new OperatorError(
+      `access denied${env}: ${message}: use a role or profile allowed to operate the pipeline (Step Functions, Athena, EMR Serverless, CloudWatch, S3 read of the lake)`,
+    );
   }
   const netCode = (err as { code?: string })?.code ?? (err as { cause?: { code?: string } })?.cause?.code;
   if (netCode && ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ECONNRESET"].includes(netCode)) {

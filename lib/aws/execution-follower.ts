@@ -94,7 +94,14 @@ export async function followExecution(options: FollowOptions): Promise<FollowRes
         });
         sink.emit({ kind: "job", name: fact.step, id: fact.jobRunId, state: "SUBMITTED" });
       } else if (fact.kind === "drain") {
-        sink.emit({ kind: "counter", group: "extract", key: "work units", done: fact.status.unitsDone, total: fact.status.unitsEnqueued, unit: "units" });
+        sink.emit({
+          kind: "counter",
+          group: "extract",
+          key: "work units",
+          done: fact.status.unitsDone,
+          total: fact.status.unitsEnqueued,
+          unit: "units",
+        });
       }
     }
 
@@ -109,7 +116,10 @@ export async function followExecution(options: FollowOptions): Promise<FollowRes
     if (status === "RUNNING" && currentState && EXTRACTION_STATES.has(currentState)) {
       for (const [role, url] of Object.entries(options.queueUrls ?? {})) {
         const attrs = await clients.sqs.send(
-          new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+          new GetQueueAttributesCommand({
+            QueueUrl: url,
+            AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+          }),
         );
         sink.emit({
           kind: "queue",
@@ -121,7 +131,8 @@ export async function followExecution(options: FollowOptions): Promise<FollowRes
     }
 
     if (status !== "RUNNING") {
-      const outcome = status === "SUCCEEDED" ? "succeeded" : status === "ABORTED" ? "aborted" : status === "TIMED_OUT" ? "timed-out" : "failed";
+      const outcome =
+        status === "SUCCEEDED" ? "succeeded" : status === "ABORTED" ? "aborted" : status === "TIMED_OUT" ? "timed-out" : "failed";
       sink.emit({ kind: "run", status: outcome, runId, detail: described.error, at: described.stopDate?.getTime() });
       const startedAt = described.startDate;
       const stoppedAt = described.stopDate;

@@ -75,11 +75,26 @@ export function interpretHistory(events: readonly HistoryEvent[], stateOfEvent: 
     if (type === "ExecutionStarted") facts.push({ kind: "execution", status: "started" });
     else if (type === "ExecutionSucceeded") facts.push({ kind: "execution", status: "succeeded" });
     else if (type === "ExecutionFailed")
-      facts.push({ kind: "execution", status: "failed", error: e.executionFailedEventDetails?.error, cause: e.executionFailedEventDetails?.cause });
+      facts.push({
+        kind: "execution",
+        status: "failed",
+        error: e.executionFailedEventDetails?.error,
+        cause: e.executionFailedEventDetails?.cause,
+      });
     else if (type === "ExecutionAborted")
-      facts.push({ kind: "execution", status: "aborted", error: e.executionAbortedEventDetails?.error, cause: e.executionAbortedEventDetails?.cause });
+      facts.push({
+        kind: "execution",
+        status: "aborted",
+        error: e.executionAbortedEventDetails?.error,
+        cause: e.executionAbortedEventDetails?.cause,
+      });
     else if (type === "ExecutionTimedOut")
-      facts.push({ kind: "execution", status: "timed-out", error: e.executionTimedOutEventDetails?.error, cause: e.executionTimedOutEventDetails?.cause });
+      facts.push({
+        kind: "execution",
+        status: "timed-out",
+        error: e.executionTimedOutEventDetails?.error,
+        cause: e.executionTimedOutEventDetails?.cause,
+      });
     else if (type.endsWith("StateEntered") && entered) facts.push({ kind: "state", name: entered, status: "entered" });
     else if (type.endsWith("StateExited") && e.stateExitedEventDetails?.name) {
       facts.push({ kind: "state", name: e.stateExitedEventDetails.name, status: "succeeded" });
@@ -99,7 +114,8 @@ export function interpretHistory(events: readonly HistoryEvent[], stateOfEvent: 
       }
       if (type === "TaskSucceeded" && stateName === STEP.checkDrained && output && typeof output === "object") {
         const drain = output as Partial<DrainStatus>;
-        if (typeof drain.unitsEnqueued === "number" && typeof drain.unitsDone === "number") facts.push({ kind: "drain", status: drain as DrainStatus });
+        if (typeof drain.unitsEnqueued === "number" && typeof drain.unitsDone === "number")
+          facts.push({ kind: "drain", status: drain as DrainStatus });
       }
       if (type === "TaskSucceeded" && stateName === STEP.publishMetrics && output && typeof output === "object") {
         const published = output as Partial<PublishMetricsOutput>;

@@ -50,7 +50,13 @@ export interface RecordedRunCost {
 }
 
 /** Sum of a CloudWatch metric over [start, end] for one Lambda function. */
-async function lambdaMetricSum(clients: AwsClients, functionName: string, metric: "Duration" | "Invocations", start: Date, end: Date): Promise<number> {
+async function lambdaMetricSum(
+  clients: AwsClients,
+  functionName: string,
+  metric: "Duration" | "Invocations",
+  start: Date,
+  end: Date,
+): Promise<number> {
   const seconds = Math.max(60, (end.getTime() - start.getTime()) / 1000);
   // At most 1,440 datapoints per request; periods are multiples of 60 s.
   const period = Math.max(60, Math.ceil(seconds / 1440 / 60) * 60);
@@ -69,7 +75,12 @@ async function lambdaMetricSum(clients: AwsClients, functionName: string, metric
 }
 
 /** What a finished run used. Lambda figures cover the run's time window (overlapping runs share it). */
-export async function gatherRunUsage(clients: AwsClients, env: DeployedEnvironment, inputs: CostInputs, objects?: LakeObjects): Promise<{ usage: RunUsage; lambdaMeasured: boolean }> {
+export async function gatherRunUsage(
+  clients: AwsClients,
+  env: DeployedEnvironment,
+  inputs: CostInputs,
+  objects?: LakeObjects,
+): Promise<{ usage: RunUsage; lambdaMeasured: boolean }> {
   const emrJobs: RunUsage["emrJobs"] = [];
   for (const job of inputs.jobs) {
     const usage = job.usage.billed ? job.usage : await getJobRunUsage(clients, job.usage.applicationId, job.usage.jobRunId);
@@ -107,7 +118,11 @@ export async function gatherRunUsage(clients: AwsClients, env: DeployedEnvironme
 }
 
 /** Pure: the cost step's metric rows for a run. */
-export function costMetricRows(usage: RunUsage, cost: RunCost, durationSeconds?: number): Omit<MetricRecord, "recordedAtMicros" | "runId" | "step">[] {
+export function costMetricRows(
+  usage: RunUsage,
+  cost: RunCost,
+  durationSeconds?: number,
+): Omit<MetricRecord, "recordedAtMicros" | "runId" | "step">[] {
   const rows: Omit<MetricRecord, "recordedAtMicros" | "runId" | "step">[] = [];
   const count = (name: string, value: number, unit: string, attributes: Record<string, unknown> = {}) =>
     rows.push({ name, metricType: "COUNT", value, unit, attributes });
@@ -128,7 +143,8 @@ export function costMetricRows(usage: RunUsage, cost: RunCost, durationSeconds?:
     attributes: { queries: usage.athenaQueryBytes.length },
   });
   count(COST_METRICS.resources, usage.resources, "count");
-  if (durationSeconds !== undefined) rows.push({ name: COST_METRICS.runDuration, metricType: "RUNTIME", value: durationSeconds, unit: "s", attributes: {} });
+  if (durationSeconds !== undefined)
+    rows.push({ name: COST_METRICS.runDuration, metricType: "RUNTIME", value: durationSeconds, unit: "s", attributes: {} });
   const components: [string, number][] = [
     ["emr", cost.emrUsd],
     ["lambda", cost.lambdaUsd],
@@ -141,7 +157,11 @@ export function costMetricRows(usage: RunUsage, cost: RunCost, durationSeconds?:
 }
 
 export function costSummary(cost: RunCost, lambdaMeasured: boolean): string {
-  const parts = [`EMR ${formatUsd(cost.emrUsd)}`, `Lambda ${lambdaMeasured ? formatUsd(cost.lambdaUsd) : "not measured"}`, `Step Functions ${formatUsd(cost.stepFunctionsUsd)}`];
+  const parts = [
+    `EMR ${formatUsd(cost.emrUsd)}`,
+    `Lambda ${lambdaMeasured ? formatUsd(cost.lambdaUsd) : "not measured"}`,
+    `Step Functions ${formatUsd(cost.stepFunctionsUsd)}`,
+  ];
   const perMillion = cost.usdPerMillionResources !== undefined ? `, ${formatUsd(cost.usdPerMillionResources)} per million resources` : "";
   return `${formatUsd(cost.totalUsd)} (${parts.join(", ")})${perMillion}, us-east-1 prices`;
 }
@@ -160,7 +180,12 @@ export async function recordRunCost(options: RecordRunCostOptions): Promise<Reco
   const objects = options.objects ?? s3LakeObjects(clients);
   const { usage, lambdaMeasured } = await gatherRunUsage(clients, env, follow, objects);
   const cost = runCost(usage, options.prices ?? US_EAST_1_PRICES.x86_64);
-  const collector = new MetricsCollector({ runId: follow.runId, step: COST_STEP, lakeRoot: `s3://${env.buckets.metrics}`, writer: objects.write });
+  const collector = new MetricsCollector({
+    runId: follow.runId,
+    step: COST_STEP,
+    lakeRoot: `s3://${env.buckets.metrics}`,
+    writer: objects.write,
+  });
   for (const row of costMetricRows(usage, cost, follow.durationSeconds)) {
     collector.record(row.name, row.metricType, row.value, row.unit, row.attributes as Record<string, string | number | boolean | null>);
   }

@@ -26,7 +26,11 @@ export async function readRunMetrics(objects: LakeObjects, lakeRoot: string, run
 }
 
 /** The metrics rows of several runs, by run id, from one listing of the metrics directory. */
-export async function readRunsMetrics(objects: LakeObjects, lakeRoot: string, runIds: readonly string[]): Promise<Map<string, MetricRecord[]>> {
+export async function readRunsMetrics(
+  objects: LakeObjects,
+  lakeRoot: string,
+  runIds: readonly string[],
+): Promise<Map<string, MetricRecord[]>> {
   const prefixes = runIds.map((id) => [id, `part-${safe(id)}-`] as const);
   const wanted = new Set(runIds);
   const rows = await readMatching(objects, lakeRoot, (n) => prefixes.some(([, p]) => n.startsWith(p)));

@@ -43,7 +43,10 @@ export interface RunInAwsResult {
  * run-20250102T020000Z-1a2b3c.
  */
 export function newRunId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
   return `run-${stamp}-${randomBytes(3).toString("hex")}`;
 }
 
@@ -98,7 +101,13 @@ export async function runInAws(options: RunInAwsOptions): Promise<RunInAwsResult
             status: follow.status,
             durationSeconds: follow.durationSeconds,
             error: follow.error,
-            jobs: follow.jobs.map((j) => ({ step: j.step, jobRunId: j.usage.jobRunId, state: j.usage.state, billed: j.usage.billed, total: j.usage.total })),
+            jobs: follow.jobs.map((j) => ({
+              step: j.step,
+              jobRunId: j.usage.jobRunId,
+              state: j.usage.state,
+              billed: j.usage.billed,
+              total: j.usage.total,
+            })),
             cost: cost.cost,
             usage: cost.usage,
           }) + "\n",

@@ -101,7 +101,9 @@ export async function runDetail(clients: AwsClients, env: DeployedEnvironment, o
     described = await clients.stepFunctions.send(new DescribeExecutionCommand({ executionArn }));
   } catch (err) {
     if ((err as Error).name === "ExecutionDoesNotExist") {
-      throw new OperatorError(`environment ${env.name} has no run ${runId}: list the recent runs with \`fhir-pipeline status --env ${env.name}\``);
+      throw new OperatorError(
+        `environment ${env.name} has no run ${runId}: list the recent runs with \`fhir-pipeline status --env ${env.name}\``,
+      );
     }
     throw err;
   }
@@ -127,7 +129,10 @@ export async function runDetail(clients: AwsClients, env: DeployedEnvironment, o
     cause: described.cause,
     failedState,
     jobs: [...jobs.values()],
-    metrics: rows.map(({ recordedAtMicros, ...rest }) => ({ ...rest, recordedAt: new Date(Number(recordedAtMicros / 1000n)).toISOString() })),
+    metrics: rows.map(({ recordedAtMicros, ...rest }) => ({
+      ...rest,
+      recordedAt: new Date(Number(recordedAtMicros / 1000n)).toISOString(),
+    })),
   };
 }
 
@@ -151,7 +156,12 @@ export async function firingAlarms(clients: AwsClients, env: DeployedEnvironment
     }));
 }
 
-export async function statusReport(clients: AwsClients, env: DeployedEnvironment, objects: LakeObjects, options: { runId?: string; limit?: number } = {}): Promise<StatusReport> {
+export async function statusReport(
+  clients: AwsClients,
+  env: DeployedEnvironment,
+  objects: LakeObjects,
+  options: { runId?: string; limit?: number } = {},
+): Promise<StatusReport> {
   const [runs, alarms, run] = await Promise.all([
     recentRuns(clients, env, objects, options.limit ?? 10),
     firingAlarms(clients, env),
@@ -191,7 +201,11 @@ export function renderStatus(report: StatusReport): string {
       r.costUsd !== undefined ? formatUsd(r.costUsd) : "-",
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-    const fmt = (row: string[]) => row.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+    const fmt = (row: string[]) =>
+      row
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("  ")
+        .trimEnd();
     lines.push(fmt(header), fmt(widths.map((w) => "-".repeat(w))), ...rows.map(fmt));
   }
   if (report.run) {

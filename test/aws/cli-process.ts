@@ -20,7 +20,11 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
     else childEnv[k] = v;
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv, cwd: cwd ?? path.resolve(__dirname, "../.."), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: childEnv,
+      cwd: cwd ?? path.resolve(__dirname, "../.."),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

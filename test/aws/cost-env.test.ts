@@ -41,7 +41,11 @@ function getJobRunStandIn(client: AwsClients["emrServerless"]): void {
       const jobRun = (result.output as GetJobRunCommandOutput).jobRun!;
       const billed = BILLED[(jobRun.name ?? "").split("-")[0]];
       if (billed) {
-        const times = (u: EmrUtilisation, f: number) => ({ vCPUHour: u.vCPUHour * f, memoryGBHour: u.memoryGBHour * f, storageGBHour: u.storageGBHour * f });
+        const times = (u: EmrUtilisation, f: number) => ({
+          vCPUHour: u.vCPUHour * f,
+          memoryGBHour: u.memoryGBHour * f,
+          storageGBHour: u.storageGBHour * f,
+        });
         jobRun.billedResourceUtilization = times(billed, scale);
         // What the job really used: a little less than billed (1-minute minimum, free storage).
         jobRun.totalResourceUtilization = times(billed, scale * 0.9);
@@ -60,7 +64,13 @@ async function costedRun(resources: number) {
   c.recordStep({ records: resources, seconds: 60 });
   await c.flush();
   const { executionArn } = await startRun(clients, env, {}, runId);
-  const follow = await followExecution({ clients, executionArn, queueUrls: env.queueUrls, sink: new QuietProgressRenderer(), pollIntervalMs: 250 });
+  const follow = await followExecution({
+    clients,
+    executionArn,
+    queueUrls: env.queueUrls,
+    sink: new QuietProgressRenderer(),
+    pollIntervalMs: 250,
+  });
   return { follow, recorded: await recordRunCost({ clients, env, follow }) };
 }
 
@@ -105,7 +115,9 @@ describe("cost per run", () => {
     expect(recorded.lambdaMeasured).toBe(false);
     expect(recorded.summary).toContain("Lambda not measured");
 
-    const rows = (await readRunMetrics(s3LakeObjects(clients), `s3://${env.buckets.metrics}`, follow.runId)).filter((r) => r.step === COST_STEP);
+    const rows = (await readRunMetrics(s3LakeObjects(clients), `s3://${env.buckets.metrics}`, follow.runId)).filter(
+      (r) => r.step === COST_STEP,
+    );
     const vcpu = rows.filter((r) => r.name === COST_METRICS.emrVcpuHours);
     expect(vcpu.map((r) => [r.attributes.job, r.value, r.unit, r.metricType]).sort()).toEqual([
       ["gold", 0.5, "vCPU-hours", "COUNT"],
@@ -113,7 +125,10 @@ describe("cost per run", () => {
     ]);
     expect(rows.find((r) => r.name === COST_METRICS.emrStorageGbHours && r.attributes.job === "silver")!.unit).toBe("GB-hours");
     expect(rows.find((r) => r.name === COST_METRICS.athenaBytesScanned)!.metricType).toBe("BYTES");
-    expect(rows.find((r) => r.name === COST_METRICS.costUsd && r.attributes.component === "total")!.value).toBeCloseTo(recorded.cost.totalUsd, 12);
+    expect(rows.find((r) => r.name === COST_METRICS.costUsd && r.attributes.component === "total")!.value).toBeCloseTo(
+      recorded.cost.totalUsd,
+      12,
+    );
   });
 
   it("reports cost per run and per million resources, its trend, and costs runs nobody followed", async () => {

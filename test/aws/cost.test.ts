@@ -74,7 +74,7 @@ describe("run cost", () => {
     expect(c.emrByStep.silver).toBeCloseTo(2 * 0.052624 + 8 * 0.0057785, 10);
     expect(c.lambdaUsd).toBeCloseTo(3600 * 0.0000166667 + 1000 * 0.0000002, 10);
     expect(c.stepFunctionsUsd).toBeCloseTo(200 * 0.000025, 10);
-    expect(c.athenaUsd).toBeCloseTo(5 + 5 * 10 / (1024 * 1024), 10);
+    expect(c.athenaUsd).toBeCloseTo(5 + (5 * 10) / (1024 * 1024), 10);
     expect(c.totalUsd).toBeCloseTo(c.emrUsd + c.lambdaUsd + c.stepFunctionsUsd + c.athenaUsd, 12);
     expect(c.usdPerMillionResources).toBeCloseTo(c.totalUsd * 2, 10);
   });
@@ -108,8 +108,18 @@ describe("trend", () => {
   });
 
   it("calls changes within 5% flat", () => {
-    expect(trend([{ at: 1, value: 100 }, { at: 2, value: 104 }])!.direction).toBe("flat");
-    expect(trend([{ at: 1, value: 100 }, { at: 2, value: 80 }])!.direction).toBe("falling");
+    expect(
+      trend([
+        { at: 1, value: 100 },
+        { at: 2, value: 104 },
+      ])!.direction,
+    ).toBe("flat");
+    expect(
+      trend([
+        { at: 1, value: 100 },
+        { at: 2, value: 80 },
+      ])!.direction,
+    ).toBe("falling");
   });
 });
 

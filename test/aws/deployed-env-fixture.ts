@@ -82,11 +82,21 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
   };
   for (const b of Object.values(buckets)) await clients.s3.send(new CreateBucketCommand({ Bucket: b }));
   const queue = async (name: string) => (await clients.sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-${name}` }))).QueueUrl!;
-  const queues = { download: await queue("download"), downloadDlq: await queue("download-dlq"), search: await queue("search"), searchDlq: await queue("search-dlq") };
-  const app = await clients.emrServerless.send(new CreateApplicationCommand({ name: `${prefix}-spark`, releaseLabel: "emr-7.9.0", type: "SPARK" }));
+  const queues = {
+    download: await queue("download"),
+    downloadDlq: await queue("download-dlq"),
+    search: await queue("search"),
+    searchDlq: await queue("search-dlq"),
+  };
+  const app = await clients.emrServerless.send(
+    new CreateApplicationCommand({ name: `${prefix}-spark`, releaseLabel: "emr-7.9.0", type: "SPARK" }),
+  );
   const workgroup = `${prefix}-analysts`;
   await clients.athena.send(
-    new CreateWorkGroupCommand({ Name: workgroup, Configuration: { ResultConfiguration: { OutputLocation: `s3://${buckets.athenaResults}/results/` } } }),
+    new CreateWorkGroupCommand({
+      Name: workgroup,
+      Configuration: { ResultConfiguration: { OutputLocation: `s3://${buckets.athenaResults}/results/` } },
+    }),
   );
   const alarmTopicArn = `arn:aws:sns:us-east-1:${ACCOUNT}:${prefix}-alarms`;
   const sm = await clients.stepFunctions.send(
@@ -116,7 +126,9 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
         AlarmActions: [...actions],
       }),
     );
-    await clients.cloudWatch.send(new SetAlarmStateCommand({ AlarmName: name, StateValue: "ALARM", StateReason: "1 message in the dead-letter queue" }));
+    await clients.cloudWatch.send(
+      new SetAlarmStateCommand({ AlarmName: name, StateValue: "ALARM", StateReason: "1 message in the dead-letter queue" }),
+    );
   }
 
   // The environment's stacks, each with the outputs the CDK app gives it (lib/core/stack-outputs.ts).
@@ -159,7 +171,15 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
     };
     await clients.cloudFormation.send(new CreateStackCommand({ StackName: name, TemplateBody: JSON.stringify(template) }));
   }
-  return { clients, stateMachineArn: sm.stateMachineArn!, applicationId: app.applicationId!, downloadQueueUrl: queues.download, alarmTopicArn, workgroup, buckets };
+  return {
+    clients,
+    stateMachineArn: sm.stateMachineArn!,
+    applicationId: app.applicationId!,
+    downloadQueueUrl: queues.download,
+    alarmTopicArn,
+    workgroup,
+    buckets,
+  };
 }
 
 /** The cdk outputs file (`cdk deploy --outputs-file`) of the same environment. */

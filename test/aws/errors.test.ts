@@ -79,7 +79,10 @@ describe("one-line errors", () => {
 
   it("an environment that is not deployed says how to deploy it", async () => {
     const r = await runCli(["status", "--env", "prod"], emulatorEnv(moto.endpoint));
-    expectOneLine(r, /environment prod is not deployed in us-east-1 \(no CloudFormation stack \S+\): deploy it with `npx cdk deploy -c env=prod --all`/);
+    expectOneLine(
+      r,
+      /environment prod is not deployed in us-east-1 \(no CloudFormation stack \S+\): deploy it with `npx cdk deploy -c env=prod --all`/,
+    );
   });
 
   it("missing credentials say how to sign in", async () => {
@@ -93,13 +96,21 @@ describe("one-line errors", () => {
   });
 
   it("a missing region says to pass --region", async () => {
-    const r = await runCli(["status", "--env", "dev"], { ...emulatorEnv(moto.endpoint), AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_CONFIG_FILE: "/nonexistent/aws-config" });
+    const r = await runCli(["status", "--env", "dev"], {
+      ...emulatorEnv(moto.endpoint),
+      AWS_REGION: undefined,
+      AWS_DEFAULT_REGION: undefined,
+      AWS_CONFIG_FILE: "/nonexistent/aws-config",
+    });
     expectOneLine(r, /no AWS region set for environment dev: pass --region REGION or set AWS_REGION/);
   });
 
   it("a missing outputs file says how to write it", async () => {
     const r = await runCli(["run", "--env", "dev", "--outputs-file", "/nonexistent/cdk-outputs.json"], emulatorEnv(moto.endpoint));
-    expectOneLine(r, /outputs file \/nonexistent\/cdk-outputs\.json does not exist: write it with `npx cdk deploy -c env=dev --all --outputs-file/);
+    expectOneLine(
+      r,
+      /outputs file \/nonexistent\/cdk-outputs\.json does not exist: write it with `npx cdk deploy -c env=dev --all --outputs-file/,
+    );
   });
 });
 
@@ -108,14 +119,16 @@ describe("explainAwsError", () => {
     const named = (name: string, message = "x") => Object.assign(new Error(message), { name });
     expect(explainAwsError(named("ExpiredTokenException"))!.message).toMatch(/session has expired/);
     expect(explainAwsError(named("ExpiredToken"))!.message).toMatch(/session has expired/);
-    expect(explainAwsError(named("CredentialsProviderError", "Token is expired. To refresh this SSO session run 'aws sso login'"))!.message).toMatch(
-      /session has expired/,
+    expect(
+      explainAwsError(named("CredentialsProviderError", "Token is expired. To refresh this SSO session run 'aws sso login'"))!.message,
+    ).toMatch(/session has expired/);
+    expect(explainAwsError(named("CredentialsProviderError", "Could not load credentials from any providers"))!.message).toMatch(
+      /no AWS credentials/,
     );
-    expect(explainAwsError(named("CredentialsProviderError", "Could not load credentials from any providers"))!.message).toMatch(/no AWS credentials/);
     expect(explainAwsError(named("UnrecognizedClientException"))!.message).toMatch(/AWS rejected the credentials/);
-    expect(explainAwsError(named("ValidationError", "Stack with id fhir-lakehouse-x-storage does not exist"), { envName: "x" })!.message).toMatch(
-      /environment x is not deployed \(no CloudFormation stack fhir-lakehouse-x-storage\)/,
-    );
+    expect(
+      explainAwsError(named("ValidationError", "Stack with id fhir-lakehouse-x-storage does not exist"), { envName: "x" })!.message,
+    ).toMatch(/environment x is not deployed \(no CloudFormation stack fhir-lakehouse-x-storage\)/);
     expect(explainAwsError(named("ThrottlingException"))).toBeUndefined();
     const op = new OperatorError("already explained");
     expect(explainAwsError(op)).toBe(op);

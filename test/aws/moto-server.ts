@@ -39,7 +39,9 @@ async function freePort(): Promise<number> {
 
 export async function startMoto(): Promise<MotoServer> {
   if (!fs.existsSync(MOTO_SERVER)) {
-    throw new Error(`${MOTO_SERVER} is missing: run \`node scripts/setup.js --python\` (installs spark-jobs[dev], which includes moto[server])`);
+    throw new Error(
+      `${MOTO_SERVER} is missing: run \`node scripts/setup.js --python\` (installs spark-jobs[dev], which includes moto[server])`,
+    );
   }
   // moto's Step Functions interpreter calls the other emulated services on localhost:MOTO_PORT, so
   // the port is chosen first and given to both.
@@ -72,7 +74,11 @@ export async function startMoto(): Promise<MotoServer> {
     endpoint,
     port,
     async api(pathname, body) {
-      const res = await fetch(`${endpoint}${pathname}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+      const res = await fetch(`${endpoint}${pathname}`, {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: { "content-type": "application/json" },
+      });
       if (!res.ok) throw new Error(`moto ${pathname} answered ${res.status}: ${await res.text()}`);
     },
     async stop() {

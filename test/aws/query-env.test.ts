@@ -46,11 +46,31 @@ const COLUMNS = ["patient_id", "code", "value"];
 async function seedResult(n: number): Promise<void> {
   const header = { Data: COLUMNS.map((c) => ({ VarCharValue: c })) };
   const rows = Array.from({ length: n }, (_, i) => ({
-    Data: [{ VarCharValue: `p${String(i).padStart(5, "0")}` }, { VarCharValue: "8867-4" }, i % 7 === 0 ? {} : { VarCharValue: String(60 + (i % 40)) }],
+    Data: [
+      { VarCharValue: `p${String(i).padStart(5, "0")}` },
+      { VarCharValue: "8867-4" },
+      i % 7 === 0 ? {} : { VarCharValue: String(60 + (i % 40)) },
+    ],
   }));
   await moto.api("/moto-api/static/athena/query-results", {
     region: "us-east-1",
-    results: [{ rows: [header, ...rows], column_info: COLUMNS.map((c) => ({ Name: c, Label: c, Type: "varchar", CatalogName: "hive", SchemaName: "gold", TableName: "t", Precision: 0, Scale: 0, Nullable: "UNKNOWN", CaseSensitive: true })) }],
+    results: [
+      {
+        rows: [header, ...rows],
+        column_info: COLUMNS.map((c) => ({
+          Name: c,
+          Label: c,
+          Type: "varchar",
+          CatalogName: "hive",
+          SchemaName: "gold",
+          TableName: "t",
+          Precision: 0,
+          Scale: 0,
+          Nullable: "UNKNOWN",
+          CaseSensitive: true,
+        })),
+      },
+    ],
   });
 }
 
@@ -80,7 +100,11 @@ describe("query --env", () => {
   it("pages through a multi-page result and reports bytes scanned and cost", async () => {
     await seedResult(2345);
     pageCalls.length = 0;
-    const result = await runAthenaQuery(clients, env, { sql: "SELECT patient_id, code, value FROM gold.latest_observation", pageSize: 1000, pollIntervalMs: 50 });
+    const result = await runAthenaQuery(clients, env, {
+      sql: "SELECT patient_id, code, value FROM gold.latest_observation",
+      pageSize: 1000,
+      pollIntervalMs: 50,
+    });
     // 2,346 rows with the header: pages of 1000, 1000, 346; every NextToken followed.
     expect(pageCalls).toEqual([{ maxResults: 1000 }, { maxResults: 1000, nextToken: "1000" }, { maxResults: 1000, nextToken: "2000" }]);
     expect(result.pages).toBe(3);
@@ -108,7 +132,12 @@ describe("query --env", () => {
 
   it("runs a named query of the workgroup by its name", async () => {
     await clients.athena.send(
-      new CreateNamedQueryCommand({ Name: "condition_prevalence", Database: "gold", QueryString: "SELECT code, patients FROM condition_prevalence", WorkGroup: env.workgroup }),
+      new CreateNamedQueryCommand({
+        Name: "condition_prevalence",
+        Database: "gold",
+        QueryString: "SELECT code, patients FROM condition_prevalence",
+        WorkGroup: env.workgroup,
+      }),
     );
     await seedResult(3);
     const result = await runAthenaQuery(clients, env, { named: "condition_prevalence", pollIntervalMs: 50 });

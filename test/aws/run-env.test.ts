@@ -83,7 +83,12 @@ describe("run --env", () => {
     // The cost was recorded in the metrics contract, in the metrics bucket.
     const rows = await readRunMetrics(s3LakeObjects(fx.clients), `s3://${fx.buckets.metrics}`, result.runId);
     const costRows = rows.filter((r) => r.step === COST_STEP);
-    expect(costRows.filter((r) => r.name === COST_METRICS.emrVcpuHours).map((r) => r.attributes.job).sort()).toEqual(["gold", "silver"]);
+    expect(
+      costRows
+        .filter((r) => r.name === COST_METRICS.emrVcpuHours)
+        .map((r) => r.attributes.job)
+        .sort(),
+    ).toEqual(["gold", "silver"]);
     expect(costRows.find((r) => r.name === COST_METRICS.stateTransitions)!.value).toBe(6);
     expect(costRows.find((r) => r.name === COST_METRICS.costUsd && r.attributes.component === "total")!.unit).toBe("USD");
 
@@ -123,10 +128,25 @@ describe("run --env", () => {
 
 describe("status --env", () => {
   it("lists the runs with outcome, duration, records per layer and cost, and the alarms firing", async () => {
-    const run = await runInAws({ envName: ENV_NAME, clients: fx.clients, sink: new QuietProgressRenderer(), pollIntervalMs: 250, out: { write: () => true } as unknown as NodeJS.WritableStream });
+    const run = await runInAws({
+      envName: ENV_NAME,
+      clients: fx.clients,
+      sink: new QuietProgressRenderer(),
+      pollIntervalMs: 250,
+      out: { write: () => true } as unknown as NodeJS.WritableStream,
+    });
     // What the pipeline's steps write for a run: their record counts in the metrics contract.
-    for (const [step, records] of [["extract", 1200], ["silver", 1180], ["gold", 42]] as const) {
-      const c = new MetricsCollector({ runId: run.runId, step, lakeRoot: `s3://${fx.buckets.metrics}`, writer: s3LakeObjects(fx.clients).write });
+    for (const [step, records] of [
+      ["extract", 1200],
+      ["silver", 1180],
+      ["gold", 42],
+    ] as const) {
+      const c = new MetricsCollector({
+        runId: run.runId,
+        step,
+        lakeRoot: `s3://${fx.buckets.metrics}`,
+        writer: s3LakeObjects(fx.clients).write,
+      });
       c.recordStep({ records, seconds: 10 });
       await c.flush();
     }

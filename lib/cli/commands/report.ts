@@ -16,22 +16,39 @@ export function register(program: Command): void {
     .option("--run <id>", "run id to report on (default: the latest run)")
     .option("--json", "print the report as JSON instead of text")
     .option("--html", "also write DIR/report/index.html (charts as inline SVG, viewable offline)")
-    .action(async (opts: { workdir?: string; run?: string; json?: boolean; html?: boolean; env?: string; region?: string; outputsFile?: string; limit: string }) => {
-      if (opts.env) {
-        // The cloud branch (cost of runs in AWS) lives in lib/aws/cost-report.ts.
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const { reportInAws } = require("../../aws/cost-report") as typeof import("../../aws/cost-report");
-        await reportInAws({ envName: opts.env, region: opts.region, outputsFile: opts.outputsFile, json: opts.json, limit: Number(opts.limit) });
-        return;
-      }
-      if (!opts.workdir) throw new Error("say which pipeline: --workdir DIR (a local run) or --env NAME (a deployed environment)");
-      const { report } = loadReport(opts.workdir, opts.run);
-      const htmlPath = opts.html ? writeHtmlReport(opts.workdir, report.run.runId) : undefined;
-      if (opts.json) {
-        process.stdout.write(JSON.stringify(htmlPath ? { ...report, html: htmlPath } : report, null, 2) + "\n");
-        return;
-      }
-      process.stdout.write(renderReportText(report));
-      if (htmlPath) process.stdout.write(`\nHTML report: ${htmlPath}\n`);
-    });
+    .action(
+      async (opts: {
+        workdir?: string;
+        run?: string;
+        json?: boolean;
+        html?: boolean;
+        env?: string;
+        region?: string;
+        outputsFile?: string;
+        limit: string;
+      }) => {
+        if (opts.env) {
+          // The cloud branch (cost of runs in AWS) lives in lib/aws/cost-report.ts.
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const { reportInAws } = require("../../aws/cost-report") as typeof import("../../aws/cost-report");
+          await reportInAws({
+            envName: opts.env,
+            region: opts.region,
+            outputsFile: opts.outputsFile,
+            json: opts.json,
+            limit: Number(opts.limit),
+          });
+          return;
+        }
+        if (!opts.workdir) throw new Error("say which pipeline: --workdir DIR (a local run) or --env NAME (a deployed environment)");
+        const { report } = loadReport(opts.workdir, opts.run);
+        const htmlPath = opts.html ? writeHtmlReport(opts.workdir, report.run.runId) : undefined;
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(htmlPath ? { ...report, html: htmlPath } : report, null, 2) + "\n");
+          return;
+        }
+        process.stdout.write(renderReportText(report));
+        if (htmlPath) process.stdout.write(`\nHTML report: ${htmlPath}\n`);
+      },
+    );
 }

@@ -11,7 +11,10 @@ const LOCAL_RUN_MODULE = path.join(__dirname, "..", "..", "pipeline", "local-run
 
 function parseTypes(list: string | undefined): FhirResourceType[] | undefined {
   if (!list) return undefined;
-  const types = list.split(",").map((s) => s.trim()).filter(Boolean);
+  const types = list
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = types.filter((t) => !(ALL_RESOURCE_TYPES as readonly string[]).includes(t));
   if (unknown.length) throw new Error(`unknown resource type(s) ${unknown.join(", ")}: one of ${ALL_RESOURCE_TYPES.join(", ")}`);
   return types as FhirResourceType[];
@@ -38,7 +41,8 @@ export function register(program: Command): void {
     .action(async (opts: Record<string, unknown>) => {
       if (opts.env && opts.local) throw new Error("choose one of --env NAME (AWS) or --local (this machine)");
       if (opts.local) {
-        if (!fs.existsSync(LOCAL_RUN_MODULE)) throw new Error("local runs are provided by lib/pipeline/local-run.ts, which is not in this checkout yet");
+        if (!fs.existsSync(LOCAL_RUN_MODULE))
+          throw new Error("local runs are provided by lib/pipeline/local-run.ts, which is not in this checkout yet");
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const local = require("../../pipeline/local-run") as { runLocal(opts: Record<string, unknown>): Promise<unknown> };
         await local.runLocal(opts);
