@@ -2,6 +2,7 @@
 // driver's and executors' PYTHONPATH via spark.submit.pyFiles) and one entry-point script, both
 // uploaded as CDK assets to the bootstrap bucket. Local-only artefacts (.venv, jars, caches, tests)
 // are left out.
+import { Aws } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import { Construct } from "constructs";
@@ -39,9 +40,11 @@ export class SparkJobPackage extends Construct {
     return this.entryPoint.s3ObjectUrl;
   }
 
-  /** Lets a job role read exactly these two objects. */
+  /** Lets a job role read exactly these two objects (Asset.grantRead would open the whole assets bucket). */
   grantRead(grantee: iam.IGrantable): void {
-    this.package.grantRead(grantee);
-    this.entryPoint.grantRead(grantee);
+    const arn = (a: s3assets.Asset) => `arn:${Aws.PARTITION}:s3:::${a.s3BucketName}/${a.s3ObjectKey}`;
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: "ReadSparkJobsPackage", actions: ["s3:GetObject"], resources: [arn(this.package), arn(this.entryPoint)] }),
+    );
   }
 }

@@ -4,7 +4,7 @@
 // lib/core/state-machine-definition.ts.
 //
 // Data layout of the execution state as it moves through the machine:
-//   { run }                                   after StartRun
+//   { run, lake: LakeLocations }              after StartRun
 //   { run, groups: FanOutOutput[] }           after ExtractGroups (one item per Epic group)
 //   { ..., drain: DrainStatus }               after CheckDrained
 //   { ..., silver, gold, maintenance }        after the Spark jobs (their SparkJobOutput)

@@ -107,9 +107,11 @@ function lambdaTask(b: StateMachineBindings, step: LambdaStepName, fields: Recor
 function sparkTask(config: PipelineConfig, b: StateMachineBindings, step: SparkStepName, next: string): Record<string, Json> {
   const job: SparkJobName = SPARK_STEPS[step];
   const timeoutMinutes = config.processing.jobTimeoutMinutes;
-  const args = ["'" + job + "'", "'--run-id'", "$.run.runId"];
-  for (const layer of ["bronze", "silver", "gold", "metrics"] as const) args.push(`'--${layer}'`, quoteIntrinsic(b.lake[layer]));
-  args.push("'--catalog'", quoteIntrinsic(b.catalog));
+  // Locations come from $.lake (set by StartRun) as paths, so no URI is ever quoted inside an
+  // intrinsic function; only the job name, flags and catalog kind are literals.
+  const args = [`'${job}'`, "'--run-id'", "$.run.runId"];
+  for (const layer of ["bronze", "silver", "gold", "metrics"] as const) args.push(`'--${layer}'`, `$.lake.${layer}`);
+  args.push("'--catalog'", `'${b.catalog}'`);
   return {
     Type: "Task",
     Comment: `spark-jobs: ${job} (EMR Serverless, waits for the job)`,
@@ -143,11 +145,6 @@ function sparkTask(config: PipelineConfig, b: StateMachineBindings, step: SparkS
     Catch: CATCH_ALL,
     Next: next,
   };
-}
-
-/** A literal inside an intrinsic function call: single-quoted, with ' { } \ escaped. */
-function quoteIntrinsic(value: string): string {
-  return `'${value.replace(/[\\'{}]/g, (c) => `\\${c}`)}'`;
 }
 
 /** The pipeline's state machine for one config and one set of bindings (pure; no CDK). */
@@ -206,7 +203,7 @@ export function buildStateMachineDefinition(config: PipelineConfig, b: StateMach
     },
     [STEP.startRun]: {
       Type: "Pass",
-      Comment: "The run id is the execution name",
+      Comment: "The run id is the execution name; the lake locations are this deployment's",
       Parameters: {
         run: {
           "runId.$": "$$.Execution.Name",
@@ -215,6 +212,7 @@ export function buildStateMachineDefinition(config: PipelineConfig, b: StateMach
           groupIds: [...config.epic.groupIds],
           "request.$": "$",
         },
+        lake: { ...b.lake },
       },
       Next: STEP.extractGroups,
     },

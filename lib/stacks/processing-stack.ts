@@ -146,9 +146,6 @@ export class ProcessingStack extends Stack {
           appliesTo: [
             ...prefixes.map((pfx) => wildcardResource(`.*\\/${esc(pfx)}`)),
             wildcardResource(`arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table\\/(silver|gold)\\/\\*`),
-            // The CDK asset grant: bootstrap bucket objects of this app's assets (read only).
-            { regex: "/^Action::s3:(GetObject|GetBucket|List)\\*$/g" },
-            wildcardResource(`arn:<AWS::Partition>:s3:::cdk-.*-assets-.*\\/\\*`),
           ],
         },
       ],

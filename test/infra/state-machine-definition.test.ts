@@ -87,7 +87,7 @@ describe("the pipeline state machine definition", () => {
   const def = renderStateMachineDefinition(config, { lake, catalog: "local" });
 
   test("is valid ASL (asl-validator) and loads in aws-local-stepfunctions", () => {
-    const result = aslValidator(def as any);
+    const result = aslValidator(structuredClone(def)); // it annotates what it is given
     expect(result.errorsText("\n")).toBe("");
     expect(result.isValid).toBe(true);
     expect(() => new StateMachine(def as any)).not.toThrow();
@@ -155,6 +155,14 @@ describe("the pipeline state machine definition", () => {
     const metrics = s.calls.find((c) => c.step === "PublishMetrics")!.input;
     expect(metrics.silver.JobRunId).toBe("silver-1");
     expect(metrics.maintenance.JobRunId).toBe("maint-1");
+  });
+
+  test("lake paths with quotes and braces reach the Spark steps intact", async () => {
+    const odd = { ...lake, bronze: "file:///tmp/it's {odd}\\dir/bronze" };
+    const s = scriptedSteps();
+    await run(renderStateMachineDefinition(config, { lake: odd, catalog: "local" }), {}, s.handlers);
+    const silver = s.calls.find((c) => c.step === "SilverJob")!.input as SparkJobInput;
+    expect(silver.JobDriver.SparkSubmit.EntryPointArguments).toEqual(sparkJobArguments("silver", "run-1", odd, "local"));
   });
 
   test("no mode in the input means the config's mode; search mode skips kick-off and polling", async () => {
