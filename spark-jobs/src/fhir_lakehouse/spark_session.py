@@ -64,6 +64,9 @@ def iceberg_local_conf(lake_root: str) -> dict[str, str]:
         f"spark.sql.catalog.{CATALOG}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
         f"spark.sql.catalog.{CATALOG}.uri": f"jdbc:sqlite:{catalog_dir / 'iceberg.db'}",
         f"spark.sql.catalog.{CATALOG}.jdbc.schema-version": "V1",
+        # WAL: a reader's open transaction (e.g. a persisted DataFrame read from Iceberg) must not
+        # block the catalog commit of a later write (SQLITE_BUSY "database is locked" otherwise).
+        f"spark.sql.catalog.{CATALOG}.jdbc.journal_mode": "WAL",
         f"spark.sql.catalog.{CATALOG}.warehouse": f"file://{Path(root) / 'warehouse'}",
         "spark.sql.defaultCatalog": CATALOG,
     }
