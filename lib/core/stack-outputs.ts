@@ -60,10 +60,10 @@ function complete(env: string, found: Partial<StackOutputs>, source: string): St
 }
 
 /** Outputs from CloudFormation exports (ListExports: [{ Name, Value }]). */
-export function outputsFromExports(env: string, exports: { Name?: string; Value?: string }[]): StackOutputs {
+export function outputsFromExports(env: string, cfnExports: { Name?: string; Value?: string }[]): StackOutputs {
   const found: Partial<StackOutputs> = {};
   for (const key of Object.keys(STACK_OUTPUTS) as StackOutputKey[]) {
-    const hit = exports.find((e) => e.Name === exportName(env, key));
+    const hit = cfnExports.find((e) => e.Name === exportName(env, key));
     if (hit?.Value) found[key] = hit.Value;
   }
   return complete(env, found, "the CloudFormation exports");
