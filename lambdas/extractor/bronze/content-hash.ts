@@ -1,0 +1,77 @@
+// content_hash: how silver tells a changed resource from an unchanged one, since Epic's bulk
+// output has no meta.lastUpdated.
+//
+// Definition: SHA-256 (hex) of the resource's JSON text as received, with the members
+// meta.versionId and meta.lastUpdated removed (and `meta` itself when nothing else is left in it).
+// So a server that bumps the version or the timestamp without changing the content produces the
+// same hash, and any change of content produces a different one.
+//
+// Why not a key-sorted canonical re-serialisation: it was measured (bench/extract.bench.ts,
+// info "canonical_sorted_hash_ratio") to cost more than JSON.parse itself, which alone would put
+// bronze ingest below half of the bare split+parse rate. The text-as-received hash can only err
+// one way: two texts of the same content serialised differently (key order, whitespace, escapes)
+// hash differently, so silver writes one needless new version. It never misses a real change.
+// A server serialises a given resource the same way every time, so in practice this is rare.
+import * as crypto from "node:crypto";
+import { findMember, forEachMember } from "./json-spans";
+
+const META = Buffer.from("meta");
+const VERSION_ID = Buffer.from("versionId");
+const LAST_UPDATED = Buffer.from("lastUpdated");
+
+// crypto.hash (one-shot, Node >= 20.12) is markedly faster than createHash for short inputs.
+const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: "hex") => string }).hash;
+function sha256Hex(data: Uint8Array): string {
+  return oneShot ? oneShot("sha256", data, "hex") : crypto.createHash("sha256").update(data).digest("hex");
+}
+
+let scratch = Buffer.allocUnsafe(1 << 16);
+function scratchOf(size: number): Buffer {
+  if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
+  return scratch;
+}
+
+function isKey(b: Uint8Array, ks: number, ke: number, key: Uint8Array): boolean {
+  if (ke - ks - 2 !== key.length) return false;
+  for (let k = 0; k < key.length; k++) if (b[ks + 1 + k] !== key[k]) return false;
+  return true;
+}
+
+/**
+ * The content hash of the resource text b[start, end). `hasMetaVersioning` says whether the
+ * parsed resource has meta.versionId or meta.lastUpdated (when not, the text is hashed as is).
+ */
+export function contentHash(b: Buffer, start: number, end: number, hasMetaVersioning: boolean): string {
+  if (!hasMetaVersioning) return sha256Hex(b.subarray(start, end));
+  const meta = findMember(b, start, end, META);
+  if (!meta || b[meta.valueStart] !== 0x7b) return sha256Hex(b.subarray(start, end));
+  // Which parts of the meta object to keep.
+  const keep: Array<[number, number]> = [];
+  let dropped = 0;
+  forEachMember(b, meta.valueStart, meta.end, (ks, ke, span) => {
+    if (isKey(b, ks, ke, VERSION_ID) || isKey(b, ks, ke, LAST_UPDATED)) dropped++;
+    else keep.push([span.start, span.end]);
+  });
+  if (dropped === 0) return sha256Hex(b.subarray(start, end));
+  const out = scratchOf(end - start + 2);
+  let n = 0;
+  if (keep.length === 0) {
+    // Drop the whole `"meta":{…}` member with one of its commas.
+    let cutStart = meta.start;
+    let cutEnd = meta.end;
+    if (meta.commaAfter >= 0) cutEnd = meta.commaAfter + 1;
+    else if (meta.commaBefore >= 0) cutStart = meta.commaBefore;
+    n += b.copy(out, n, start, cutStart);
+    n += b.copy(out, n, cutEnd, end);
+  } else {
+    n += b.copy(out, n, start, meta.valueStart);
+    out[n++] = 0x7b;
+    keep.forEach(([s, e], k) => {
+      if (k > 0) out[n++] = 0x2c;
+      n += b.copy(out, n, s, e);
+    });
+    out[n++] = 0x7d;
+    n += b.copy(out, n, meta.end, end);
+  }
+  return sha256Hex(out.subarray(0, n));
+}
