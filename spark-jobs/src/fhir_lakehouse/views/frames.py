@@ -143,12 +143,16 @@ def compile_views(
                 f"view {c.view.name}: pass-through columns {sorted(clash)} clash with view columns"
             )
     schema = root.spark_type().add(T.StructField(CORRUPT_RECORD, T.StringType()))
+    # explode(array(x)) is a generator: Spark's optimizer pushes filters and inlines projections
+    # through a plain Project, which would copy from_json into every predicate (a parse each);
+    # it cannot move them below a Generate, so the JSON is parsed exactly once per row.
+    parsed_struct = F.from_json(
+        F.col(RESOURCE_COLUMN), schema, {"columnNameOfCorruptRecord": CORRUPT_RECORD}
+    )
     parsed = df.select(
         *[F.col(c) for c in passthrough],
         F.col(RESOURCE_COLUMN),
-        F.from_json(
-            F.col(RESOURCE_COLUMN), schema, {"columnNameOfCorruptRecord": CORRUPT_RECORD}
-        ).alias(ROOT),
+        F.explode(F.array(parsed_struct)).alias(ROOT),
     )
     ok = (
         F.col(ROOT).isNotNull()
