@@ -37,6 +37,10 @@ export function register(program: Command): void {
     .option("--workdir <dir>", "with --local: where the lake, catalog and report go")
     .option("--faults <spec>", "with --local: the simulator's fault specification")
     .option("--config <file>", "with --local: a config file for a real Epic instead of the simulator")
+    .option("--seed <n>", "with --local: the simulator's seed (same patients + seed = same data; default 1)")
+    .option("--profile <name>", "with --local: the simulator's profile, epic (default) or spec")
+    .option("--advance", "with --local: one simulated day passes first (changes, additions, deletions), then an incremental run")
+    .option("--resume", "with --local: continue the work directory's last unfinished run")
     .option("--json", "no progress display; print one JSON summary")
     .action(async (opts: Record<string, unknown>) => {
       if (opts.env && opts.local) throw new Error("choose one of --env NAME (AWS) or --local (this machine)");
@@ -49,7 +53,7 @@ export function register(program: Command): void {
         return;
       }
       if (!opts.env) throw new Error("say where to run: --env NAME (a deployed environment) or --local (this machine)");
-      const localOnly = ["patients", "workdir", "faults", "config"].filter((k) => opts[k] !== undefined);
+      const localOnly = ["patients", "workdir", "faults", "config", "seed", "profile", "advance", "resume"].filter((k) => opts[k] !== undefined);
       if (localOnly.length) throw new Error(`--${localOnly.join(", --")} only apply to --local runs`);
       const mode = opts.mode as string | undefined;
       if (mode && mode !== "bulk" && mode !== "search") throw new Error("--mode must be bulk or search");

@@ -1,0 +1,238 @@
+// The local implementations of the extraction Tasks (BulkKickOff, PollBulkStatus, FanOut,
+// CheckDrained). They call the very step functions the Lambda handlers wrap
+// (lambdas/extractor/steps.ts); what differs is only the plumbing: FanOut's units go into an
+// in-process queue drained by a bounded worker pool (work-pool.ts) instead of SQS + the worker
+// Lambdas, every worker shares one HTTP client and so one rate budget, and CheckDrained reads the
+// pool's state instead of the queue depths.
+import * as fs from "node:fs";
+import type { PipelineConfig } from "../../config/schema";
+import { FileKeySource } from "../../lambdas/extractor/auth/key-source";
+import { TokenProvider } from "../../lambdas/extractor/auth/token-provider";
+import { DEFAULT_SETTINGS, ExtractCounters, type ExtractorDeps, type ExtractorLog, type ExtractorSettings } from "../../lambdas/extractor/extractor-deps";
+import { FhirHttp } from "../../lambdas/extractor/http/fhir-http";
+import { RateBudget } from "../../lambdas/extractor/http/rate-budget";
+import { processUnit, recordUnitFailure } from "../../lambdas/extractor/process-unit";
+import { unitRecordUri, type UnitRecord } from "../../lambdas/extractor/run-records";
+import { checkDrained, fanOut, kickOff, pollStatus } from "../../lambdas/extractor/steps";
+import type { QueueDepth, UnitQueue } from "../../lambdas/extractor/unit-queue";
+import type { WorkUnit } from "../../lambdas/extractor/work-units";
+import { LatencyHistogram, MetricsCollector } from "../core/metrics";
+import type {
+  BulkExportState,
+  BulkKickOffInput,
+  CheckDrainedInput,
+  DrainStatus,
+  FanOutInput,
+  FanOutOutput,
+  LambdaStepName,
+  PollBulkStatusInput,
+} from "../core/pipeline-steps";
+import type { ProgressSink } from "../core/progress";
+import { FileStorage, readJsonIfExists } from "../core/storage";
+import { WorkPool } from "./work-pool";
+
+export interface LocalExtractionOptions {
+  config: PipelineConfig;
+  /** file:///…/lake/bronze */
+  bronzeUri: string;
+  /** file:///…/lake (metrics go under it) */
+  lakeUri: string;
+  runId: string;
+  progress: ProgressSink;
+  /**
+   * Skip units whose record shows they were finished by an earlier attempt of this run (resume).
+   * Only sound when a unit id always names the same data: true for the simulator (deterministic
+   * per day), not for a real Epic, whose new export may split files differently.
+   */
+  skipFinishedUnits: boolean;
+  log?: ExtractorLog;
+  /** Delay before a failed unit is delivered again (ms, per attempt); the cloud's visibility timeout. */
+  retryDelayMs?: (attempt: number) => number;
+}
+
+/** The extractor settings the config gives (the cloud's handlers read the same fields). */
+export function extractorSettings(config: PipelineConfig): ExtractorSettings {
+  const x = config.extraction;
+  return {
+    ...DEFAULT_SETTINGS,
+    resourceTypes: [...x.resourceTypes],
+    pageSize: x.pageSize,
+    concurrency: x.concurrency,
+    observationCategories: [...x.observationCategories],
+    partMaxBytes: x.bronzePartMaxBytes,
+  };
+}
+
+/** The pool seen as the extractor's UnitQueue (FanOut enqueues, CheckDrained reads the depth). */
+class PoolQueue implements UnitQueue {
+  constructor(private readonly pool: () => WorkPool<WorkUnit, UnitRecord>) {}
+  async enqueue(units: readonly WorkUnit[]): Promise<void> {
+    this.pool().enqueue(units);
+  }
+  async depth(): Promise<QueueDepth> {
+    const s = this.pool().status();
+    return { pending: s.waiting + s.inFlight, deadLettered: s.failed };
+  }
+}
+
+/** Worker pool, HTTP client and metrics of one local run's extraction. */
+export class LocalExtraction {
+  readonly deps: ExtractorDeps;
+  readonly pool: WorkPool<WorkUnit, UnitRecord>;
+  readonly metrics: MetricsCollector;
+  readonly counters: ExtractCounters;
+  private readonly unitSeconds = new LatencyHistogram();
+  private startedAt: number | undefined;
+  private finishedAt: number | undefined;
+  private resumedUnits = 0;
+  private unitRetries = 0;
+  /** Resources and rejects per type of every unit (done in this process or earlier). */
+  private readonly perType: Record<string, { resources: number; rejected: number; bytes: number }> = {};
+  private inputBytes = 0;
+
+  constructor(private readonly opts: LocalExtractionOptions) {
+    const { config } = opts;
+    const keyFile = config.epic.privateKeyFile;
+    if (!keyFile) throw Object.assign(new Error("epic.privateKeyFile is required for a local run (the PEM key file)"), { name: "ConfigurationError" });
+    if (!fs.existsSync(keyFile)) throw Object.assign(new Error(`epic.privateKeyFile ${keyFile} does not exist`), { name: "ConfigurationError" });
+    const retry = { ...config.extraction.retry, maxRetryAfterMs: 600_000 };
+    const tokens = new TokenProvider({
+      tokenUrl: config.epic.tokenUrl,
+      clientId: config.epic.clientId,
+      keySource: new FileKeySource(keyFile),
+      algorithm: config.epic.signingAlgorithm,
+      keyId: config.epic.keyId,
+      retry,
+      timeoutMs: config.extraction.requestTimeoutMs,
+    });
+    const http = new FhirHttp({
+      tokens,
+      budget: new RateBudget(config.extraction.rateLimitPerSecond),
+      retry,
+      timeoutMs: config.extraction.requestTimeoutMs,
+      connections: config.extraction.concurrency,
+    });
+    this.counters = new ExtractCounters(opts.progress);
+    this.metrics = new MetricsCollector({ runId: opts.runId, step: "extract", lakeRoot: opts.lakeUri });
+    let pool: WorkPool<WorkUnit, UnitRecord> | undefined;
+    this.deps = {
+      http,
+      baseUrl: config.epic.baseUrl,
+      storage: new FileStorage(),
+      bronzeUri: opts.bronzeUri,
+      queue: new PoolQueue(() => pool!),
+      settings: extractorSettings(config),
+      log: opts.log ?? { info: () => undefined, warn: () => undefined },
+      counters: this.counters,
+      progress: opts.progress,
+    };
+    pool = new WorkPool<WorkUnit, UnitRecord>({
+      concurrency: config.extraction.concurrency,
+      // SQS's maxReceiveCount in the ingestion stack.
+      maxAttempts: 3,
+      retryDelayMs: opts.retryDelayMs,
+      process: (unit) => this.process(unit),
+      onDone: (_unit, record) => this.account(record),
+      onAttemptFailed: (unit, attempt, error) => {
+        this.unitRetries++;
+        this.deps.log.warn("unit attempt failed", { runId: unit.runId, unitId: unit.unitId, attempt, error: error.name });
+      },
+      onDeadLettered: (unit, error) => {
+        void recordUnitFailure(unit, error, this.deps).catch(() => undefined);
+        opts.progress.emit({ kind: "note", text: `unit ${unit.unitId} failed after 3 attempts (${error.name})` });
+      },
+    });
+    this.pool = pool;
+  }
+
+  private async process(unit: WorkUnit): Promise<UnitRecord> {
+    if (this.opts.skipFinishedUnits) {
+      const earlier = await readJsonIfExists<UnitRecord>(this.deps.storage, unitRecordUri(this.deps.bronzeUri, unit.runId, unit.unitId));
+      if (earlier) {
+        this.resumedUnits++;
+        for (const [t, c] of Object.entries(earlier.types)) this.counters.add(t, c.resources);
+        return earlier;
+      }
+    }
+    return processUnit(unit, this.deps);
+  }
+
+  private account(record: UnitRecord): void {
+    this.unitSeconds.observe(record.seconds);
+    this.inputBytes += record.inputBytes;
+    for (const [t, c] of Object.entries(record.types)) {
+      const p = (this.perType[t] ??= { resources: 0, rejected: 0, bytes: 0 });
+      p.resources += c.resources;
+      p.rejected += c.rejected;
+      p.bytes += c.bytes;
+    }
+  }
+
+  private started(): void {
+    this.startedAt ??= performance.now();
+  }
+
+  /** Task handlers for the extraction states, keyed by state name. */
+  handlers(): Record<Exclude<LambdaStepName, "PublishMetrics">, (input: never) => Promise<unknown>> {
+    return {
+      BulkKickOff: async (input: BulkKickOffInput): Promise<BulkExportState> => {
+        this.started();
+        this.opts.progress.emit({ kind: "note", text: `bulk export of group ${input.groupId} started` });
+        return kickOff(input, this.deps);
+      },
+      PollBulkStatus: async (input: PollBulkStatusInput): Promise<BulkExportState> => {
+        const out = await pollStatus(input, this.deps);
+        // retryAfterMs is the poll's own detail; the state keeps the contract's fields.
+        const { retryAfterMs: _ms, ...state } = out;
+        if (state.state === "complete") this.opts.progress.emit({ kind: "note", text: `bulk export of group ${input.groupId} ready: ${state.outputFiles} files` });
+        return state;
+      },
+      FanOut: async (input: FanOutInput): Promise<FanOutOutput> => {
+        this.started();
+        return fanOut(input, this.deps);
+      },
+      CheckDrained: async (input: CheckDrainedInput): Promise<DrainStatus> => {
+        const s = this.pool.status();
+        this.opts.progress.emit({ kind: "queue", name: "work units", visible: s.waiting, inFlight: s.inFlight });
+        const status = await checkDrained(input, this.deps, 1);
+        if (status.state !== "pending") {
+          this.finishedAt = performance.now();
+          this.counters.flush();
+          await this.flushMetrics(status);
+        }
+        return status;
+      },
+    };
+  }
+
+  /** Seconds from the first extraction Task to the drained (or failed) check. */
+  get seconds(): number | undefined {
+    return this.startedAt !== undefined && this.finishedAt !== undefined ? (this.finishedAt - this.startedAt) / 1000 : undefined;
+  }
+
+  private async flushMetrics(status: DrainStatus): Promise<void> {
+    const m = this.metrics;
+    const resources = Object.values(this.perType).reduce((a, c) => a + c.resources, 0);
+    for (const [t, c] of Object.entries(this.perType).sort(([a], [b]) => a.localeCompare(b))) {
+      m.count("extract.resources", c.resources, { resource_type: t });
+      if (c.rejected) m.count("extract.rejected", c.rejected, { resource_type: t });
+      m.bytes("extract.resource_bytes", c.bytes, { resource_type: t });
+    }
+    m.count("extract.units", status.unitsEnqueued, { done: status.unitsDone, failed: status.unitsFailed, resumed: this.resumedUnits });
+    m.latency("extract.unit_seconds", this.unitSeconds);
+    const h = this.deps.http.stats;
+    m.count("extract.http_requests", h.requests);
+    if (h.retries) m.error("extract.http_retries", h.retries);
+    if (h.throttled) m.error("extract.http_throttled", h.throttled);
+    if (this.unitRetries) m.error("extract.unit_retries", this.unitRetries);
+    if (status.unitsFailed) m.error("extract.units_failed", status.unitsFailed);
+    m.recordStep({ records: resources, bytes: this.inputBytes, seconds: this.seconds });
+    await m.flush();
+  }
+
+  /** Stops the workers and closes the connection pool. */
+  async close(): Promise<void> {
+    await this.pool.close();
+    await this.deps.http.close();
+  }
+}
