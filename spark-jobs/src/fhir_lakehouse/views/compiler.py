@@ -86,6 +86,7 @@ class ViewCompiler:
         constants = {c.name: self.expr.lit(c.value, c.type) for c in view.constants}
         self.scope = Scope(this=root, root=root, row_index=fx.lit(0), constants=constants)
         self.definitions: dict[str, ColumnDef] = {}
+        self.compiled_columns: list[ColumnDef] = []
 
     def error(self, json_path: str, problem: str) -> ViewDefinitionError:
         """An error naming the view's file and the place in the view."""
@@ -130,15 +131,15 @@ class ViewCompiler:
         seen: set[str] = set()
         for name, _ in fields:
             if name in seen:
-                where = (
-                    self.definitions[name].json_path if name in self.definitions else root.json_path
-                )
+                same_name = [c for c in self.compiled_columns if c.name == name]
+                where = same_name[1].json_path if len(same_name) > 1 else root.json_path
                 raise self.error(where, f"column name {name!r} is used more than once in the view")
             seen.add(name)
 
     def column(self, column: ColumnDef, scope: Scope) -> tuple[Any, T.DataType]:
         """One column value (cast to its natural Spark type) and that type."""
         self.definitions.setdefault(column.name, column)
+        self.compiled_columns.append(column)
         json_path = f"{column.json_path}.path"
         value = self.path(column.path, scope, json_path)
         if value.choice is not None:
