@@ -1,5 +1,6 @@
 // Where fanned-out work units go: an SQS queue in the cloud (the download and search workers are
 // SQS-triggered Lambdas), an in-memory queue locally (drained by the in-process worker pool).
+import { awsClientConfig } from "../../lib/core/storage";
 import type { WorkUnit } from "./work-units";
 
 export interface QueueDepth {
@@ -92,7 +93,7 @@ export class SqsUnitQueue implements UnitQueue {
 /** SqsLike over @aws-sdk/client-sqs (loaded lazily). */
 export async function awsSqs(): Promise<SqsLike> {
   const sqs = await import("@aws-sdk/client-sqs");
-  const client = new sqs.SQSClient({});
+  const client = new sqs.SQSClient(awsClientConfig());
   return {
     async sendBatch(queueUrl, bodies) {
       const res = await client.send(

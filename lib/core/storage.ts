@@ -206,7 +206,7 @@ export class S3Storage implements Storage {
 
   private async client(): Promise<S3Client> {
     // Loaded lazily: local runs never pay for the AWS SDK.
-    this.clientPromise ??= import("@aws-sdk/client-s3").then((m) => new m.S3Client({}));
+    this.clientPromise ??= import("@aws-sdk/client-s3").then((m) => new m.S3Client(awsClientConfig(true)));
     return this.clientPromise;
   }
 
@@ -326,6 +326,19 @@ export class S3Storage implements Storage {
     const { bucket, key } = parseS3Uri(uri);
     await (await this.client()).send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   }
+}
+
+/**
+ * Test-only endpoint override of every AWS client (the moto server the tests start on 127.0.0.1),
+ * the same variable as lib/aws/clients.ts reads. Never set in the cloud.
+ */
+export const AWS_ENDPOINT_ENV = "FHIR_PIPELINE_AWS_ENDPOINT";
+
+/** SDK client config: the endpoint override when set (path-style S3 then: an emulator has no bucket domains). */
+export function awsClientConfig(s3 = false): { endpoint?: string; forcePathStyle?: boolean } {
+  const endpoint = process.env[AWS_ENDPOINT_ENV];
+  if (!endpoint) return {};
+  return s3 ? { endpoint, forcePathStyle: true } : { endpoint };
 }
 
 function isS3NotFound(e: unknown): boolean {

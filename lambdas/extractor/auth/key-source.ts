@@ -2,6 +2,7 @@
 // Secrets Manager secret (the cloud). The key is read when first needed, kept in memory only,
 // and never logged or put in an error message.
 import * as fsp from "node:fs/promises";
+import { awsClientConfig } from "../../../lib/core/storage";
 
 export interface KeySource {
   /** The PEM text of the private key (PKCS#8 "BEGIN PRIVATE KEY", or PKCS#1 RSA / SEC1 EC). */
@@ -69,7 +70,7 @@ export class SecretsManagerKeySource implements KeySource {
 
 async function defaultSecretsReader(): Promise<SecretsReader> {
   const sm = await import("@aws-sdk/client-secrets-manager");
-  const client = new sm.SecretsManagerClient({});
+  const client = new sm.SecretsManagerClient(awsClientConfig());
   return {
     async getSecretString(secretId: string) {
       const res = await client.send(new sm.GetSecretValueCommand({ SecretId: secretId }));

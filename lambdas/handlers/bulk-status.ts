@@ -1,0 +1,11 @@
+// PollBulkStatus: one status poll of the export; when complete the manifest is stored under the run.
+import type { BulkExportState, PollBulkStatusInput } from "../../lib/core/pipeline-steps";
+import { pollStatus } from "../extractor/steps";
+import { extractorDeps, logger } from "./handler-runtime";
+
+export async function handler(event: PollBulkStatusInput): Promise<BulkExportState> {
+  logger.appendKeys({ runId: event.run.runId });
+  // The state machine waits whole seconds (retryAfterSeconds); the exact ms is for local runs.
+  const { retryAfterMs: _exact, ...state } = await pollStatus(event, await extractorDeps(false));
+  return state;
+}
