@@ -5,7 +5,8 @@ import { extractorDeps, logger } from "./handler-runtime";
 
 export async function handler(event: PollBulkStatusInput): Promise<BulkExportState> {
   logger.appendKeys({ runId: event.run.runId });
+  const state: BulkExportState & { retryAfterMs?: number } = await pollStatus(event, await extractorDeps(false));
   // The state machine waits whole seconds (retryAfterSeconds); the exact ms is for local runs.
-  const { retryAfterMs: _exact, ...state } = await pollStatus(event, await extractorDeps(false));
+  delete state.retryAfterMs;
   return state;
 }
