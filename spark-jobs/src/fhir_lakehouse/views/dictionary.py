@@ -1,0 +1,115 @@
+"""The README's silver data dictionary, generated from the ViewDefinitions (never written twice).
+
+spark-jobs/.venv/bin/python -m fhir_lakehouse.views.dictionary          # print the section
+spark-jobs/.venv/bin/python -m fhir_lakehouse.views.dictionary --write  # update README.md
+spark-jobs/.venv/bin/python -m fhir_lakehouse.views.dictionary --check  # exit 1 when stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .compiler import REPEAT_MAX_DEPTH, compile_view
+from .definition import ViewDefinition
+from .dry import DRY_FUNCTIONS
+from .frames import typed_type
+from .validation import load_views
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+README = REPO_ROOT / "README.md"
+VIEWS_DIR = REPO_ROOT / "spark-jobs" / "views"
+START = "<!-- data-dictionary:start -->"
+END = "<!-- data-dictionary:end -->"
+REGENERATE = "spark-jobs/.venv/bin/python -m fhir_lakehouse.views.dictionary --write"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _view_section(view: ViewDefinition) -> list[str]:
+    compiled = compile_view(view, DRY_FUNCTIONS)
+    natural = dict(compiled.fields)
+    lines = [f"### `silver.{view.name}` ({view.resource})", ""]
+    if view.description:
+        lines += [view.description, ""]
+    lines += ["| column | type | FHIR type | FHIRPath | description |", "|---|---|---|---|---|"]
+    for column in view.columns():
+        silver_type = typed_type(column.type, natural[column.name]).simpleString()
+        lines.append(
+            f"| `{column.name}` | {silver_type} | {column.type or ''} | `{_cell(column.path)}` "
+            f"| {_cell(column.description or '')} |"
+        )
+    lines.append("")
+    return lines
+
+
+def render(views_dir: Path = VIEWS_DIR) -> str:
+    """The markdown between the README markers."""
+    views = load_views(views_dir)
+    lines = [
+        f"_Generated from `spark-jobs/views/*.json` by `{REGENERATE}`; a test fails when this is stale._",
+        "",
+        "Each table is an Iceberg table `lake.silver.<view>` with one row per resource. Besides the "
+        "columns below, the silver job adds `_run_id` (string), `_content_hash` (string, of the "
+        "resource the row came from) and `_last_updated` (timestamp, may be null). Types: `dateTime` "
+        "and `instant` become UTC timestamps (partial dates such as `2020-05` take the first instant), "
+        "`date` a date, `decimal` a double, `integer` an int, `boolean` a boolean; everything else is a string.",
+        "",
+        "How the views run: each ViewDefinition (SQL-on-FHIR v2) compiles to native Spark expressions "
+        "(no Python UDFs); each resource's JSON is parsed once with a schema holding only the elements "
+        "the views read. A column without `collection: true` whose path finds several values takes the "
+        f"first; `repeat` follows nested elements to depth {REPEAT_MAX_DEPTH} (fewer with several paths). "
+        "Rows whose JSON cannot be parsed go to `lake.silver.rejects` with the reason.",
+        "",
+    ]
+    for view in views:
+        lines += _view_section(view)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def replace_section(readme_text: str, section: str) -> str:
+    """`readme_text` with the text between the markers replaced by `section`."""
+    if START not in readme_text or END not in readme_text:
+        raise ValueError(f"README.md lacks the markers {START} and {END}")
+    head, rest = readme_text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{section}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print, write or check the README's silver data dictionary."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="update README.md between the markers")
+    mode.add_argument("--check", action="store_true", help="exit 1 when README.md is stale")
+    parser.add_argument("--readme", type=Path, default=README, help="README to update or check")
+    parser.add_argument(
+        "--views", type=Path, default=VIEWS_DIR, help="directory of ViewDefinitions"
+    )
+    args = parser.parse_args(argv)
+    section = render(args.views)
+    if not (args.write or args.check):
+        sys.stdout.write(section)
+        return 0
+    current = args.readme.read_text(encoding="utf-8")
+    updated = replace_section(current, section)
+    if args.check:
+        if updated != current:
+            print(
+                f"{args.readme}: silver data dictionary is stale; run {REGENERATE}", file=sys.stderr
+            )
+            return 1
+        return 0
+    if updated != current:
+        args.readme.write_text(updated, encoding="utf-8")
+    print(f"{args.readme}: data dictionary up to date ({len(section.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
