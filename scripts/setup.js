@@ -97,6 +97,19 @@ async function ensureJars() {
   }
 }
 
+// Headless Chromium for the report's browser test (Debian package; CI is a fresh machine). Only
+// installed when missing and when running as root (apt-get needs it); otherwise says how.
+function ensureChromium() {
+  const exe = "/usr/bin/chromium";
+  if (fs.existsSync(exe)) return;
+  if (typeof process.getuid !== "function" || process.getuid() !== 0) {
+    throw new Error(`${exe} is missing: install Debian's chromium package (apt-get install -y chromium) as root`);
+  }
+  log("installing chromium (apt-get) for the report's browser test");
+  run("apt-get", ["update", "-q"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  run("apt-get", ["install", "-y", "-q", "chromium"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+}
+
 function ensureJava() {
   const r = spawnSync("java", ["-version"], { encoding: "utf8" });
   if (r.status !== 0) throw new Error("Java 17 is required for local Spark (java on PATH)");
@@ -105,7 +118,9 @@ function ensureJava() {
 async function main() {
   const args = process.argv.slice(2);
   if (args.includes("--help")) {
-    process.stdout.write("usage: node scripts/setup.js [--python]\n  installs npm packages if missing; with --python also the spark-jobs virtualenv and jars\n");
+    process.stdout.write(
+      "usage: node scripts/setup.js [--python] [--browser]\n  installs npm packages if missing; with --python also the spark-jobs virtualenv and jars;\n  with --browser Debian's chromium (headless report test)\n",
+    );
     return;
   }
   ensureNpm();
@@ -114,6 +129,7 @@ async function main() {
     ensureVenv();
     await ensureJars();
   }
+  if (args.includes("--browser")) ensureChromium();
 }
 
 main().catch((err) => {

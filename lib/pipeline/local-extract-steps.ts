@@ -8,7 +8,13 @@ import * as fs from "node:fs";
 import type { PipelineConfig } from "../../config/schema";
 import { FileKeySource } from "../../lambdas/extractor/auth/key-source";
 import { TokenProvider } from "../../lambdas/extractor/auth/token-provider";
-import { DEFAULT_SETTINGS, ExtractCounters, type ExtractorDeps, type ExtractorLog, type ExtractorSettings } from "../../lambdas/extractor/extractor-deps";
+import {
+  DEFAULT_SETTINGS,
+  ExtractCounters,
+  type ExtractorDeps,
+  type ExtractorLog,
+  type ExtractorSettings,
+} from "../../lambdas/extractor/extractor-deps";
 import { FhirHttp } from "../../lambdas/extractor/http/fhir-http";
 import { RateBudget } from "../../lambdas/extractor/http/rate-budget";
 import { processUnit, recordUnitFailure } from "../../lambdas/extractor/process-unit";
@@ -65,12 +71,12 @@ export function extractorSettings(config: PipelineConfig): ExtractorSettings {
 
 /** The pool seen as the extractor's UnitQueue (FanOut enqueues, CheckDrained reads the depth). */
 class PoolQueue implements UnitQueue {
-  constructor(private readonly pool: () => WorkPool<WorkUnit, UnitRecord>) {}
+  constructor(private readonly pool: WorkPool<WorkUnit, UnitRecord>) {}
   async enqueue(units: readonly WorkUnit[]): Promise<void> {
-    this.pool().enqueue(units);
+    this.pool.enqueue(units);
   }
   async depth(): Promise<QueueDepth> {
-    const s = this.pool().status();
+    const s = this.pool.status();
     return { pending: s.waiting + s.inFlight, deadLettered: s.failed };
   }
 }
@@ -93,8 +99,10 @@ export class LocalExtraction {
   constructor(private readonly opts: LocalExtractionOptions) {
     const { config } = opts;
     const keyFile = config.epic.privateKeyFile;
-    if (!keyFile) throw Object.assign(new Error("epic.privateKeyFile is required for a local run (the PEM key file)"), { name: "ConfigurationError" });
-    if (!fs.existsSync(keyFile)) throw Object.assign(new Error(`epic.privateKeyFile ${keyFile} does not exist`), { name: "ConfigurationError" });
+    if (!keyFile)
+      throw Object.assign(new Error("epic.privateKeyFile is required for a local run (the PEM key file)"), { name: "ConfigurationError" });
+    if (!fs.existsSync(keyFile))
+      throw Object.assign(new Error(`epic.privateKeyFile ${keyFile} does not exist`), { name: "ConfigurationError" });
     const retry = { ...config.extraction.retry, maxRetryAfterMs: 600_000 };
     const tokens = new TokenProvider({
       tokenUrl: config.epic.tokenUrl,
@@ -114,19 +122,7 @@ export class LocalExtraction {
     });
     this.counters = new ExtractCounters(opts.progress);
     this.metrics = new MetricsCollector({ runId: opts.runId, step: "extract", lakeRoot: opts.lakeUri });
-    let pool: WorkPool<WorkUnit, UnitRecord> | undefined;
-    this.deps = {
-      http,
-      baseUrl: config.epic.baseUrl,
-      storage: new FileStorage(),
-      bronzeUri: opts.bronzeUri,
-      queue: new PoolQueue(() => pool!),
-      settings: extractorSettings(config),
-      log: opts.log ?? { info: () => undefined, warn: () => undefined },
-      counters: this.counters,
-      progress: opts.progress,
-    };
-    pool = new WorkPool<WorkUnit, UnitRecord>({
+    this.pool = new WorkPool<WorkUnit, UnitRecord>({
       concurrency: config.extraction.concurrency,
       // SQS's maxReceiveCount in the ingestion stack.
       maxAttempts: 3,
@@ -142,7 +138,17 @@ export class LocalExtraction {
         opts.progress.emit({ kind: "note", text: `unit ${unit.unitId} failed after 3 attempts (${error.name})` });
       },
     });
-    this.pool = pool;
+    this.deps = {
+      http,
+      baseUrl: config.epic.baseUrl,
+      storage: new FileStorage(),
+      bronzeUri: opts.bronzeUri,
+      queue: new PoolQueue(this.pool),
+      settings: extractorSettings(config),
+      log: opts.log ?? { info: () => undefined, warn: () => undefined },
+      counters: this.counters,
+      progress: opts.progress,
+    };
   }
 
   private async process(unit: WorkUnit): Promise<UnitRecord> {
@@ -181,10 +187,11 @@ export class LocalExtraction {
         return kickOff(input, this.deps);
       },
       PollBulkStatus: async (input: PollBulkStatusInput): Promise<BulkExportState> => {
-        const out = await pollStatus(input, this.deps);
+        const state: BulkExportState & { retryAfterMs?: number } = await pollStatus(input, this.deps);
         // retryAfterMs is the poll's own detail; the state keeps the contract's fields.
-        const { retryAfterMs: _ms, ...state } = out;
-        if (state.state === "complete") this.opts.progress.emit({ kind: "note", text: `bulk export of group ${input.groupId} ready: ${state.outputFiles} files` });
+        delete state.retryAfterMs;
+        if (state.state === "complete")
+          this.opts.progress.emit({ kind: "note", text: `bulk export of group ${input.groupId} ready: ${state.outputFiles} files` });
         return state;
       },
       FanOut: async (input: FanOutInput): Promise<FanOutOutput> => {

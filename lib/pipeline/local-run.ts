@@ -14,15 +14,7 @@ import { loadConfig, parseConfig } from "../../config/load";
 import { ALL_RESOURCE_TYPES, type FhirResourceType, type PipelineConfig } from "../../config/schema";
 import { newRunId, readRunManifest } from "../../lambdas/extractor/run-records";
 import { MetricsCollector, metricsDirUri } from "../core/metrics";
-import {
-  localContext,
-  STEP,
-  TASK_STEPS,
-  type NotifyFailureInput,
-  type PublishMetricsInput,
-  type PublishMetricsOutput,
-  type RunInput,
-} from "../core/pipeline-steps";
+import { localContext, STEP, TASK_STEPS, type NotifyFailureInput, type PublishMetricsOutput, type RunInput } from "../core/pipeline-steps";
 import { createProgressRenderer, type ProgressSink } from "../core/progress";
 import { loadReport } from "../core/report";
 import { renderReportHtml } from "../core/report-html";
@@ -75,6 +67,8 @@ export interface LocalRunOptions {
   progress?: ProgressSink;
   /** Simulator start-up overrides (tests: a faster bulk clock, small files). */
   simulator?: { timeFactor?: number; resourcesPerFile?: number; rateLimit?: number; latencyMs?: number; groupSize?: number };
+  /** Another Spark entry point file than the one EMR runs (benchmarks, development). */
+  sparkEntrypoint?: string;
   /** Overrides of the local config's extraction settings (tests, benchmarks). */
   extraction?: Partial<Pick<PipelineConfig["extraction"], "concurrency" | "rateLimitPerSecond" | "pageSize">>;
 }
@@ -112,14 +106,22 @@ function resolveSource(opts: LocalRunOptions, layout: WorkdirLayout, resumed: Lo
   const configFile = resumed ? resumed.options.config : opts.config;
   if (configFile) {
     for (const k of ["patients", "seed", "faults", "profile", "advance"] as const) {
-      if (!resumed && opts[k] !== undefined && opts[k] !== false) throw new Error(`--${k} applies to the built-in simulator, not to --config runs`);
+      if (!resumed && opts[k] !== undefined && opts[k] !== false)
+        throw new Error(`--${k} applies to the built-in simulator, not to --config runs`);
     }
     return { kind: "epic", patients: 0, seed: 0, profile: "epic", day: 0, configFile };
   }
   const state = readSimulatorState(layout);
   if (resumed) {
     const o = resumed.options;
-    return { kind: "simulator", patients: o.patients!, seed: o.seed ?? DEFAULT_SEED, profile: o.profile ?? "epic", day: resumed.simulatorDay ?? 0, faults: o.faults };
+    return {
+      kind: "simulator",
+      patients: o.patients!,
+      seed: o.seed ?? DEFAULT_SEED,
+      profile: o.profile ?? "epic",
+      day: resumed.simulatorDay ?? 0,
+      faults: o.faults,
+    };
   }
   const patients = positiveInt(opts.patients, "--patients") ?? state?.patients;
   if (patients === undefined) throw new Error("say how many patients to simulate: --patients N (or --config FILE for a real Epic)");
@@ -138,7 +140,11 @@ function resolveSource(opts: LocalRunOptions, layout: WorkdirLayout, resumed: Lo
 }
 
 /** The local config (config/local.json) pointed at the running simulator. */
-function simulatorConfig(sim: SimulatorHandle, mode: "bulk" | "search" | undefined, extraction: LocalRunOptions["extraction"]): PipelineConfig {
+function simulatorConfig(
+  sim: SimulatorHandle,
+  mode: "bulk" | "search" | undefined,
+  extraction: LocalRunOptions["extraction"],
+): PipelineConfig {
   const base = loadConfig("local");
   return parseConfig(
     {
@@ -291,7 +297,9 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
       ...(source.kind === "simulator" ? { simulatorDay: source.day } : {}),
       options: {
         mode,
-        ...(source.kind === "simulator" ? { patients: source.patients, seed: source.seed, profile: source.profile } : { config: path.resolve(source.configFile!) }),
+        ...(source.kind === "simulator"
+          ? { patients: source.patients, seed: source.seed, profile: source.profile }
+          : { config: path.resolve(source.configFile!) }),
         ...(source.faults ? { faults: source.faults } : {}),
         ...(types ? { types } : {}),
       },
@@ -311,7 +319,12 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
     const extractLog = fs.createWriteStream(path.join(logDir, `${runId}-extract.log`), { flags: "a" });
     const logLine = (level: string) => (message: string, fields?: Record<string, unknown>) =>
       extractLog.write(JSON.stringify({ at: new Date().toISOString(), level, message, ...(fields ?? {}) }) + "\n");
-    spark = SparkStepServer.start({ lake: layout.lakeUri, settings: config.processing.localSpark, onLog: (line) => sparkLog.write(line + "\n") });
+    spark = SparkStepServer.start({
+      lake: layout.lakeUri,
+      settings: config.processing.localSpark,
+      entrypoint: opts.sparkEntrypoint,
+      onLog: (line) => sparkLog.write(line + "\n"),
+    });
     spark.ready.then(
       (s) => progress.emit({ kind: "note", text: `local Spark session ready (${s.toFixed(1)} s)` }),
       () => undefined,
@@ -333,11 +346,12 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
     const handlers: Record<string, (input: never) => Promise<unknown>> = {
       ...extraction.handlers(),
       ...localSparkSteps(spark, progress, sparkJobs, layout.lakeUri),
-      PublishMetrics: async (_input: PublishMetricsInput): Promise<PublishMetricsOutput> => {
+      PublishMetrics: async (): Promise<PublishMetricsOutput> => {
         const t0 = performance.now();
         const census = await spark!.census(runId, layout.lake.bronze);
         const manifest = await readRunManifest(new FileStorage(), layout.lake.bronze, runId);
-        const silverOut = sparkJobs.filter((j) => j.step === "SilverJob").pop()?.output as { types?: Record<string, SilverTypeCounts> } | undefined;
+        const silverOut = sparkJobs.filter((j) => j.step === "SilverJob").pop()?.output as
+          { types?: Record<string, SilverTypeCounts> } | undefined;
         const simulatorStats = sim ? await sim.stats() : undefined;
         const reconciliation = reconcile({
           served: simulatorStats?.served,
@@ -363,7 +377,7 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
         return { metricsUri: metricsDirUri(layout.lakeUri), resources: reconciliation.types.reduce((a, t) => a + t.bronze, 0) };
       },
       NotifyFailure: async (input: NotifyFailureInput) => {
-        progress.emit({ kind: "note", text: `${input.Subject}: ${input.Message}` });
+        progress.emit({ kind: "note", text: `${input.Subject}: ${input.Message.split("\n")[0]}` });
         return { MessageId: `local-${runId}` };
       },
     };
@@ -373,7 +387,11 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
     // The definition the CDK app deploys, with this work dir's lake and the local catalog.
     const definition = renderStateMachineDefinition(config, { lake: layout.lake, catalog: "local" });
     const machine = new StateMachine(definition as unknown as StateMachineDefinition);
-    const input: RunInput = { ...(modeOpt ? { mode: mode } : {}), ...(types ? { resourceTypes: types } : {}), ...(opts.since ? { since: opts.since } : {}) };
+    const input: RunInput = {
+      ...(modeOpt ? { mode: mode } : {}),
+      ...(types ? { resourceTypes: types } : {}),
+      ...(opts.since ? { since: opts.since } : {}),
+    };
     // Waits the simulator makes short anyway; a real Epic's Retry-After is honoured as is.
     const waitTimeOverrides: Record<string, number> = { [STEP.waitForDrain]: 200 };
     if (simulated) waitTimeOverrides[STEP.waitForExport] = 100;
@@ -409,14 +427,18 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
     try {
       await execution.result;
     } catch (err) {
-      failure ??= { error: (err as Error & { cause?: Error }).cause?.name ?? (err as Error).name, cause: (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message };
+      failure ??= {
+        error: (err as Error & { cause?: Error }).cause?.name ?? (err as Error).name,
+        cause: (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message,
+      };
     }
     await events.catch(() => undefined);
     const runEnded = Date.now();
 
     // The summary, the report, the records.
     const stages = stageSeconds(timer, runStarted, runEnded);
-    const silverOut = sparkJobs.filter((j) => j.step === "SilverJob").pop()?.output as { types?: Record<string, SilverTypeCounts> } | undefined;
+    const silverOut = sparkJobs.filter((j) => j.step === "SilverJob").pop()?.output as
+      { types?: Record<string, SilverTypeCounts> } | undefined;
     const goldOut = sparkJobs.filter((j) => j.step === "GoldJob").pop()?.output;
     const rec = published?.reconciliation ?? reconcile({ bronze: {}, bronzeRejected: {}, silver: {}, completeSnapshot: false });
     const { layers, totals } = layerCounts(rec);
@@ -433,7 +455,14 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
       mode,
       source:
         source.kind === "simulator"
-          ? { kind: "simulator", patients: source.patients, seed: source.seed, profile: source.profile, day: source.day, ...(source.faults ? { faults: source.faults } : {}) }
+          ? {
+              kind: "simulator",
+              patients: source.patients,
+              seed: source.seed,
+              profile: source.profile,
+              day: source.day,
+              ...(source.faults ? { faults: source.faults } : {}),
+            }
           : { kind: "epic", config: path.resolve(source.configFile!) },
       resumed: Boolean(resumed),
       workdir: layout.root,
@@ -448,11 +477,27 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
       reconciled: Boolean(published) && !failure && rec.reconciled,
       reconciliation: { silverCheck: rec.silverCheck, problems: rec.problems, untypedRejects: rec.untypedRejects },
       ...(published?.simulatorStats
-        ? { simulator: { requests: published.simulatorStats.requests, throttled: published.simulatorStats.throttled, faults: published.simulatorStats.faults } }
+        ? {
+            simulator: {
+              requests: published.simulatorStats.requests,
+              throttled: published.simulatorStats.throttled,
+              faults: published.simulatorStats.faults,
+            },
+          }
         : {}),
     };
-    writeRunRecord(layout, { ...record, status: summary.status, finishedAt: new Date().toISOString(), ...(failure ? { error: failure } : {}) });
-    progress.emit({ kind: "run", status: failure ? "failed" : "succeeded", runId, detail: failure ? `${failure.error}: ${failure.cause}` : undefined });
+    writeRunRecord(layout, {
+      ...record,
+      status: summary.status,
+      finishedAt: new Date().toISOString(),
+      ...(failure ? { error: failure } : {}),
+    });
+    progress.emit({
+      kind: "run",
+      status: failure ? "failed" : "succeeded",
+      runId,
+      detail: failure ? `${failure.error}: ${failure.cause.split("\n")[0]}` : undefined,
+    });
     sparkLog.end();
     extractLog.end();
     return summary;

@@ -32,7 +32,8 @@ export interface RunSummary {
   /** Set when the run failed: the state machine's error. */
   error?: { error: string; cause: string };
   mode: "bulk" | "search";
-  source: { kind: "simulator"; patients: number; seed: number; profile: string; day: number; faults?: string } | { kind: "epic"; config: string };
+  source:
+    { kind: "simulator"; patients: number; seed: number; profile: string; day: number; faults?: string } | { kind: "epic"; config: string };
   resumed: boolean;
   workdir: string;
   lake: string;
@@ -56,7 +57,10 @@ export interface RunSummary {
 const ZERO_CHANGES: TypeChanges = { inserted: 0, updated: 0, deleted: 0, unchanged: 0 };
 
 /** Silver's per-type counts -> the summary's change counts (rejected resources are not changes). */
-export function silverChanges(types: Record<string, SilverTypeCounts> | undefined): { silver: Record<string, TypeChanges>; silverTotal: TypeChanges } {
+export function silverChanges(types: Record<string, SilverTypeCounts> | undefined): {
+  silver: Record<string, TypeChanges>;
+  silverTotal: TypeChanges;
+} {
   const silver: Record<string, TypeChanges> = {};
   const total = { ...ZERO_CHANGES };
   for (const [type, c] of Object.entries(types ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
@@ -120,14 +124,19 @@ export function renderChangeLine(summary: RunSummary): string {
   const c = summary.changed.silverTotal;
   const gold = Object.entries(summary.changed.gold);
   const incremental = gold.filter(([, g]) => g.mode !== "full").length;
-  const goldPart = gold.length ? `; gold: ${incremental} of ${gold.length} tables refreshed incrementally, ${gold.length - incremental} rebuilt` : "";
+  const goldPart = gold.length
+    ? `; gold: ${incremental} of ${gold.length} tables refreshed incrementally, ${gold.length - incremental} rebuilt`
+    : "";
   return `silver: ${c.inserted} inserted, ${c.updated} updated, ${c.deleted} deleted, ${c.unchanged} unchanged${goldPart}`;
 }
 
 /** The human-readable end of a run (the demo prints more around it). */
 export function renderSummaryText(summary: RunSummary): string {
   const out: string[] = [];
-  const src = summary.source.kind === "simulator" ? `simulator, ${summary.source.patients} patients, seed ${summary.source.seed}, day ${summary.source.day}` : `Epic (${summary.source.config})`;
+  const src =
+    summary.source.kind === "simulator"
+      ? `simulator, ${summary.source.patients} patients, seed ${summary.source.seed}, day ${summary.source.day}`
+      : `Epic (${summary.source.config})`;
   out.push(`run ${summary.runId} ${summary.status}${summary.resumed ? " (resumed)" : ""} · ${summary.mode} mode · ${src}`);
   if (summary.error) out.push(`error: ${summary.error.error}: ${summary.error.cause}`);
   out.push("", renderLayerTable(summary), "", renderStageTable(summary), "", renderChangeLine(summary));

@@ -47,6 +47,8 @@ export interface StepServerOptions {
   /** config.processing.localSpark. */
   settings?: unknown;
   python?: string;
+  /** The Spark entry point file (default: lib/constructs/spark-entrypoint.py, the one EMR runs). */
+  entrypoint?: string;
   /** Extra environment (e.g. SPARK_MASTER). */
   env?: NodeJS.ProcessEnv;
   /** Every line the process writes on stdout/stderr (Spark's log, the jobs' logs), for --verbose. */
@@ -119,7 +121,7 @@ export class SparkStepServer {
     if (!fs.existsSync(python)) {
       throw new SparkStepError(`${python} is missing: run \`node scripts/setup.js --python\` (npm run demo does it) first`);
     }
-    const args = [SERVER_SCRIPT, "--lake", opts.lake, "--entrypoint", SPARK_ENTRYPOINT];
+    const args = [SERVER_SCRIPT, "--lake", opts.lake, "--entrypoint", opts.entrypoint ?? SPARK_ENTRYPOINT];
     if (opts.settings !== undefined) args.push("--settings-json", JSON.stringify(opts.settings));
     const child = spawn(python, args, {
       cwd: REPO_ROOT,

@@ -62,7 +62,13 @@ export class WorkPool<U, R = unknown> {
   }
 
   status(): WorkPoolStatus {
-    return { enqueued: this.enqueued, done: this.done, failed: this.failed, waiting: this.queue.length + this.delayed, inFlight: this.inFlight };
+    return {
+      enqueued: this.enqueued,
+      done: this.done,
+      failed: this.failed,
+      waiting: this.queue.length + this.delayed,
+      inFlight: this.inFlight,
+    };
   }
 
   /** Nothing waiting, nothing in flight. */
