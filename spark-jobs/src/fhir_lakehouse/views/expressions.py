@@ -81,7 +81,8 @@ class Val:
     type: str  # FHIR type name or FHIRPath system type
     node: SchemaNode | None = None  # for complex values: where their used fields are recorded
     choice: Choice | None = None
-    raw: Any = None  # a primitive's JSON text before casting (boundary functions need precision)
+    raw: Any = None  # a primitive's JSON text column before casting (boundaries need precision)
+    literal: object = None  # the Python value of a literal (join() needs its separator as text)
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,8 +124,7 @@ class ExpressionCompiler:
         """A literal value of FHIRPath type `type_name`."""
         if value is None:
             return Val(self.fx.lit(None).cast(T.StringType()), False, "empty")
-        # `raw` keeps the Python value: join() needs its separator as a plain string
-        return Val(self.fx.lit(value).cast(spark_type(type_name)), False, type_name, raw=value)
+        return Val(self.fx.lit(value).cast(spark_type(type_name)), False, type_name, literal=value)
 
     def size(self, col: Any) -> Any:
         """Number of items of an array column, 0 for null."""
@@ -520,7 +520,7 @@ class ExpressionCompiler:
         if args:
             separator = args[0]
             if isinstance(separator, fp.Constant) and separator.name in scope.constants:
-                separator = fp.Literal(scope.constants[separator.name].raw, "string")
+                separator = fp.Literal(scope.constants[separator.name].literal, "string")
             if not (isinstance(separator, fp.Literal) and isinstance(separator.value, str)):
                 raise CompileError("join() needs a string literal or string constant as separator")
             sep = separator.value
