@@ -23,9 +23,15 @@ function parquetFiles(dir: string): string[] {
   return out.sort();
 }
 
+/** The lake root of a directory: a local run's work directory keeps its lake in DIR/lake. */
+function lakeRootOf(dir: string): string {
+  const nested = path.join(dir, "lake");
+  return fs.existsSync(path.join(nested, "metrics")) ? nested : dir;
+}
+
 /** Every metrics record of a local lake / work directory (a path or file:// URI). */
 export function readMetrics(workdir: string): MetricRecord[] {
-  const dir = toPath(metricsDirUri(toPath(workdir)));
+  const dir = toPath(metricsDirUri(lakeRootOf(toPath(workdir))));
   if (!fs.existsSync(dir)) throw new Error(`no metrics in ${workdir}: ${dir} does not exist (has a run finished there?)`);
   return parquetFiles(dir).flatMap((file) => decodeMetricsParquet(fs.readFileSync(file)));
 }

@@ -16,8 +16,7 @@ import { newRunId, readRunManifest } from "../../lambdas/extractor/run-records";
 import { MetricsCollector, metricsDirUri } from "../core/metrics";
 import { localContext, STEP, TASK_STEPS, type NotifyFailureInput, type PublishMetricsOutput, type RunInput } from "../core/pipeline-steps";
 import { createProgressRenderer, type ProgressSink } from "../core/progress";
-import { loadReport } from "../core/report";
-import { renderReportHtml } from "../core/report-html";
+import { writeHtmlReport } from "../core/report";
 import { renderStateMachineDefinition } from "../core/state-machine-definition";
 import { FileStorage } from "../core/storage";
 import { startSimulator, type SimulatorHandle } from "../simulator";
@@ -225,13 +224,9 @@ interface Published {
   simulatorStats?: Awaited<ReturnType<SimulatorHandle["stats"]>>;
 }
 
-/** Writes DIR/report/index.html from the lake's metrics; returns its path. */
+/** Writes DIR/report/index.html from the lake's metrics (the report module's page); returns its path. */
 export function writeLocalReport(layout: WorkdirLayout, runId: string): string {
-  const { report, rows } = loadReport(layout.lakeDir, runId);
-  fs.mkdirSync(layout.reportDir, { recursive: true });
-  const file = path.join(layout.reportDir, "index.html");
-  fs.writeFileSync(file, renderReportHtml(report, rows));
-  return file;
+  return writeHtmlReport(layout.root, runId);
 }
 
 /**
