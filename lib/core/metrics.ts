@@ -8,11 +8,9 @@ import { MetricUnit, Metrics } from "@aws-lambda-powertools/metrics";
 import type { MetricUnit as MetricUnitValue } from "@aws-lambda-powertools/metrics/types";
 import { Float64, Table, TimestampMicrosecond, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
 import { randomUUID } from "node:crypto";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import * as parquet from "parquet-wasm";
 import { LAKE_CONTRACT, layerUri } from "./lake-contract";
+import { storageFor } from "./storage";
 
 export const METRIC_TYPES = LAKE_CONTRACT.metrics.metricTypes as readonly MetricType[];
 export type MetricType = "RUNTIME" | "THROUGHPUT" | "COUNT" | "BYTES" | "MEMORY" | "GC" | "SHUFFLE" | "SPILL" | "CACHE" | "ERROR";
@@ -173,23 +171,10 @@ function timestampToMicros(type: { unit?: number }): (vec: ReturnType<Table["get
 // ---------------------------------------------------------------------------------------------
 // Where flushed files go.
 
-/**
- * Writes one object. The default handles file:// URIs and plain paths; pass an S3-backed writer
- * (lib/core/storage.ts) for s3:// lakes.
- */
+/** Writes one object (atomically). The default is lib/core/storage.ts: file://, plain paths and s3://. */
 export type ObjectWriter = (uri: string, bytes: Uint8Array) => Promise<void>;
 
-export const fileObjectWriter: ObjectWriter = async (uri, bytes) => {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith("file://")) {
-    throw new Error(`no writer for ${uri.split("://")[0]}:// URIs: pass MetricsCollector({ writer }) backed by lib/core/storage.ts`);
-  }
-  const file = uri.startsWith("file://") ? fileURLToPath(uri) : uri;
-  await fs.promises.mkdir(path.dirname(file), { recursive: true });
-  // Readers (pyarrow, the report) ignore dot-files, so a half-written file is never read.
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
-  await fs.promises.writeFile(tmp, bytes);
-  await fs.promises.rename(tmp, file);
-};
+export const storageObjectWriter: ObjectWriter = (uri, bytes) => storageFor(uri).write(uri, bytes);
 
 /** The metrics directory of a lake root (file:///…, s3://… or a plain path). */
 export function metricsDirUri(lakeRoot: string): string {
@@ -250,7 +235,7 @@ export interface MetricsCollectorOptions {
   sink?: "lake" | "emf" | "lake+emf";
   /** Lake root used by `flush()` when it is called without one (file:///…, s3://… or a path). */
   lakeRoot?: string;
-  /** Writes the Parquet object; defaults to local files (file:// or a path). */
+  /** Writes the Parquet object; defaults to lib/core/storage.ts (file://, a path, or s3://). */
   writer?: ObjectWriter;
   /** Powertools Metrics instance for the EMF sink (default: namespace "FhirLakehouse"). */
   emf?: Metrics;
@@ -278,7 +263,7 @@ export class MetricsCollector {
     this.step = opts.step;
     this.sink = opts.sink ?? "lake";
     this.lakeRoot = opts.lakeRoot;
-    this.writer = opts.writer ?? fileObjectWriter;
+    this.writer = opts.writer ?? storageObjectWriter;
     this.emf = opts.emf;
     this.nowMicros = opts.nowMicros ?? (() => BigInt(Date.now()) * 1000n);
   }

@@ -96,7 +96,16 @@ describe("MetricsCollector", () => {
     expect(() => m.record("x", "COUNT", NaN, "count")).toThrow(/non-finite/);
     m.count("x", 1);
     await expect(m.flush()).rejects.toThrow(/needs a lake root/);
-    await expect(m.flush("s3://bucket/lake")).rejects.toThrow(/no writer for s3:\/\//);
+  });
+
+  it("writes s3:// lakes through the given writer (default: lib/core/storage.ts)", async () => {
+    const written: [string, Uint8Array][] = [];
+    const m = new MetricsCollector({ runId: "r/1", step: "gold", writer: async (uri, bytes) => void written.push([uri, bytes]) });
+    m.count("rows", 5);
+    const uri = await m.flush("s3://bucket/lake/");
+    expect(uri).toMatch(/^s3:\/\/bucket\/lake\/metrics\/performance_metrics\/part-r_1-gold-[0-9a-f-]+\.parquet$/);
+    expect(written.map(([u]) => u)).toEqual([uri]);
+    expect(decodeMetricsParquet(written[0][1])).toMatchObject([{ runId: "r/1", step: "gold", name: "rows", value: 5 }]);
   });
 
   it("flushes nothing when nothing was recorded", async () => {
