@@ -22,7 +22,7 @@ export const LAMBDA_TIMEOUT_SECONDS: Record<LambdaStepName, number> = {
   BulkKickOff: 60,
   PollBulkStatus: 60,
   FanOut: 300,
-  CheckDrained: 60,
+  CheckDrained: 300, // when drained it writes the run manifest from every unit record
   PublishMetrics: 300,
 };
 

@@ -39,11 +39,15 @@ const DATA_PREFIX = `${BRONZE}/resource_type=`;
 const REJECTS_PREFIX = `${BRONZE}/${LAKE_CONTRACT.bronze.rejectsDir}`;
 const METRICS_PREFIX = `${LAKE_CONTRACT.layers.metrics}/${LAKE_CONTRACT.metrics.dir}`;
 
-/** Lake access of one function: which key prefixes it may read, write and list. */
+/**
+ * Lake access of one function: the bronze key prefixes it may read, write (put, abort uploads)
+ * and delete (a worker removes the parts of a failed attempt: units are all-or-nothing), and
+ * whether it writes run metrics. Every function reading bronze may also list the bronze bucket.
+ */
 interface LakeAccess {
-  readBronze?: string[];
+  readBronze: string[];
   writeBronze?: string[];
-  listBronze?: string[];
+  deleteBronze?: string[];
   writeMetrics?: boolean;
 }
 
@@ -191,24 +195,27 @@ export class IngestionStack extends Stack {
       BulkKickOff: step("BulkKickOff", "Kicks off a Group bulk export at Epic", 256, parallel),
       PollBulkStatus: step("PollBulkStatus", "Polls a bulk export's status (honours Retry-After)", 256, parallel),
       FanOut: step("FanOut", "Enqueues a run's work units (bulk output files or patient batches)", 512, parallel),
-      CheckDrained: step("CheckDrained", "Reports whether every enqueued unit of a run is accounted for", 256, 2),
+      CheckDrained: step("CheckDrained", "Reports whether every enqueued unit of a run is accounted for; writes the run manifest", 512, 2),
       PublishMetrics: step("PublishMetrics", "Writes the run's metrics (contract Parquet and CloudWatch)", 1024, 2),
     };
 
     // --- Access, per function and per prefix ------------------------------------------------------
     const s = this.stepFunctions;
     const access: [PipelineFunction, LakeAccess][] = [
-      [s.BulkKickOff, { readBronze: [RUNS_PREFIX], writeBronze: [RUNS_PREFIX], listBronze: [RUNS_PREFIX] }],
+      // Run records: export state, plans, unit records, the run manifest, the finished-runs index.
+      [s.BulkKickOff, { readBronze: [RUNS_PREFIX], writeBronze: [RUNS_PREFIX] }],
       [s.PollBulkStatus, { readBronze: [RUNS_PREFIX], writeBronze: [RUNS_PREFIX] }],
-      [s.FanOut, { readBronze: [RUNS_PREFIX], writeBronze: [RUNS_PREFIX], listBronze: [RUNS_PREFIX] }],
-      [s.CheckDrained, { readBronze: [RUNS_PREFIX], listBronze: [RUNS_PREFIX] }],
-      [s.PublishMetrics, { readBronze: [RUNS_PREFIX], listBronze: [RUNS_PREFIX], writeMetrics: true }],
-      [this.download.worker, { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX] }],
-      [this.search.worker, { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX] }],
+      [s.FanOut, { readBronze: [RUNS_PREFIX], writeBronze: [RUNS_PREFIX] }],
+      [s.CheckDrained, { readBronze: [RUNS_PREFIX], writeBronze: [RUNS_PREFIX] }],
+      [s.PublishMetrics, { readBronze: [RUNS_PREFIX], writeMetrics: true }],
+      // The workers: resource parts and rejects, and their unit records.
+      [this.download.worker, { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX], deleteBronze: [DATA_PREFIX, REJECTS_PREFIX] }],
+      [this.search.worker, { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX], deleteBronze: [DATA_PREFIX, REJECTS_PREFIX] }],
     ];
     for (const [fn, a] of access) this.grantLake(fn, a, props, key);
 
-    const needsEpic = [s.BulkKickOff, s.PollBulkStatus, s.FanOut, this.download.worker, this.search.worker];
+    // CheckDrained deletes the run's bulk jobs at Epic and enqueues the shared units of a search run.
+    const needsEpic = [s.BulkKickOff, s.PollBulkStatus, s.FanOut, s.CheckDrained, this.download.worker, this.search.worker];
     // Granted on the role (Secret.grantRead would put the role into the key policy, in the storage stack).
     for (const fn of needsEpic) {
       fn.role.addToPolicy(
@@ -224,12 +231,16 @@ export class IngestionStack extends Stack {
       );
     }
     // Explicit actions (grantSendMessages would add kms:GenerateDataKey* / ReEncrypt* wildcards).
-    s.FanOut.role.addToPolicy(
-      new iam.PolicyStatement({ sid: "EnqueueWorkUnits", actions: ["sqs:SendMessage", "sqs:GetQueueAttributes"], resources: [this.download.queue.queueArn, this.search.queue.queueArn] }),
-    );
-    s.FanOut.role.addToPolicy(new iam.PolicyStatement({ sid: "EncryptWorkUnits", actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [key.keyArn] }));
+    for (const fn of [s.FanOut, s.CheckDrained]) {
+      fn.role.addToPolicy(
+        new iam.PolicyStatement({ sid: "EnqueueWorkUnits", actions: ["sqs:SendMessage"], resources: [this.download.queue.queueArn, this.search.queue.queueArn] }),
+      );
+      fn.role.addToPolicy(new iam.PolicyStatement({ sid: "EncryptWorkUnits", actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [key.keyArn] }));
+    }
     const queueArns = [this.download, this.search].flatMap((e) => [e.queue.queueArn, e.deadLetterQueue.queueArn]);
-    s.CheckDrained.role.addToPolicy(new iam.PolicyStatement({ sid: "QueueDepths", actions: ["sqs:GetQueueAttributes"], resources: queueArns }));
+    for (const fn of [s.FanOut, s.CheckDrained]) {
+      fn.role.addToPolicy(new iam.PolicyStatement({ sid: "QueueDepths", actions: ["sqs:GetQueueAttributes"], resources: queueArns }));
+    }
 
     for (const fn of Object.values(s)) acknowledgeExtractorFunction(fn, wildcards(fn, access), "step-functions");
     for (const fn of [...Object.values(s), this.download.worker, this.search.worker]) acknowledgeInlinePolicy(fn.role);
@@ -269,22 +280,18 @@ export class IngestionStack extends Stack {
   private grantLake(fn: PipelineFunction, a: LakeAccess, props: IngestionStackProps, key: kms.IKey): void {
     const bronze = props.bronzeBucket;
     const objects = (prefixes: string[] | undefined) => (prefixes ?? []).map((p) => bronze.arnForObjects(p.endsWith("=") ? `${p}*` : `${p}/*`));
-    if (a.readBronze?.length) fn.role.addToPolicy(new iam.PolicyStatement({ sid: "ReadBronzePrefixes", actions: ["s3:GetObject"], resources: objects(a.readBronze) }));
+    fn.role.addToPolicy(new iam.PolicyStatement({ sid: "ReadBronzePrefixes", actions: ["s3:GetObject"], resources: objects(a.readBronze) }));
     if (a.writeBronze?.length) {
       fn.role.addToPolicy(
         new iam.PolicyStatement({ sid: "WriteBronzePrefixes", actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: objects(a.writeBronze) }),
       );
     }
-    if (a.listBronze?.length) {
-      fn.role.addToPolicy(
-        new iam.PolicyStatement({
-          sid: "ListBronzePrefixes",
-          actions: ["s3:ListBucket"],
-          resources: [bronze.bucketArn],
-          conditions: { StringLike: { "s3:prefix": a.listBronze.map((p) => `${p}/*`) } },
-        }),
-      );
+    if (a.deleteBronze?.length) {
+      fn.role.addToPolicy(new iam.PolicyStatement({ sid: "DeleteOwnAttemptParts", actions: ["s3:DeleteObject"], resources: objects(a.deleteBronze) }));
     }
+    // Unconditioned: S3 answers a missing key with 403 (not 404) unless the caller may list the
+    // bucket, and a prefix condition does not apply to that check. Key names carry no PHI.
+    fn.role.addToPolicy(new iam.PolicyStatement({ sid: "ListBronze", actions: ["s3:ListBucket"], resources: [bronze.bucketArn] }));
     if (a.writeMetrics) {
       fn.role.addToPolicy(
         new iam.PolicyStatement({
@@ -304,7 +311,7 @@ function wildcards(fn: PipelineFunction, access: [PipelineFunction, LakeAccess][
   const a = access.find(([f]) => f === fn)?.[1];
   if (!a) return [];
   const esc = (p: string) => p.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-  const prefixes = new Set([...(a.readBronze ?? []), ...(a.writeBronze ?? [])].map((p) => (p.endsWith("=") ? `${p}*` : `${p}/*`)));
+  const prefixes = new Set([...a.readBronze, ...(a.writeBronze ?? []), ...(a.deleteBronze ?? [])].map((p) => (p.endsWith("=") ? `${p}*` : `${p}/*`)));
   const out = [...prefixes].map((p) => `.*\\/${esc(p)}`);
   if (a.writeMetrics) out.push(`.*\\/${esc(`${METRICS_PREFIX}/*`)}`);
   return out;

@@ -59,18 +59,19 @@ export class ProcessingStack extends Stack {
       description: "EMR Serverless job runtime role of the silver, gold and maintenance jobs",
     });
     const L = LAKE_CONTRACT.layers;
-    const prefixList = (bucket: s3.IBucket, prefix: string) =>
-      new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn], conditions: { StringLike: { "s3:prefix": [`${prefix}/*`, prefix] } } });
+    // Unconditioned list: Spark and Iceberg probe keys that may not exist, and S3 answers those
+    // with 403 unless the caller may list the bucket (a prefix condition does not count).
+    const list = (bucket: s3.IBucket) => new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn] });
     const statements = [
       new iam.PolicyStatement({ sid: "ReadBronze", actions: ["s3:GetObject"], resources: [buckets.bronze.arnForObjects(`${L.bronze}/*`)] }),
-      prefixList(buckets.bronze, L.bronze),
+      list(buckets.bronze),
       new iam.PolicyStatement({
         sid: "IcebergTables",
         actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
         resources: [buckets.silver.arnForObjects(`${L.silver}/*`), buckets.gold.arnForObjects(`${L.gold}/*`)],
       }),
-      prefixList(buckets.silver, L.silver),
-      prefixList(buckets.gold, L.gold),
+      list(buckets.silver),
+      list(buckets.gold),
       new iam.PolicyStatement({
         sid: "WriteMetricsAndLogs",
         actions: ["s3:PutObject", "s3:AbortMultipartUpload"],
