@@ -106,6 +106,10 @@ export class LineSplitter {
     let k = s;
     while (k < e && (b[k] === 0x20 || b[k] === 0x09)) k++;
     if (k === e) return;
+    if (e - s > this.maxLineBytes) {
+      this.sink.oversize(this.lineNo, e - s, Buffer.from(b.subarray(s, s + HEAD_BYTES)));
+      return;
+    }
     const ok = regionOk === true ? true : isUtf8(b.subarray(s, e));
     this.sink.line(b, s, e, this.lineNo, ok);
   }

@@ -33,18 +33,23 @@ export class RateBudget {
 
   /** Waits until one request may be sent. */
   async acquire(): Promise<void> {
-    const waitMs = this.reserve();
-    if (waitMs > 0) await this.clock.sleep(waitMs);
+    const at = this.reserveAt();
+    // Timers may fire a little early: sleep again until the slot has really come.
+    for (let now = this.clock.now(); now < at; now = this.clock.now()) await this.clock.sleep(Math.ceil(at - now));
   }
 
   /** Reserves the next slot; returns how long the caller must wait for it (ms). */
   reserve(): number {
+    return Math.max(0, this.reserveAt() - this.clock.now());
+  }
+
+  private reserveAt(): number {
     const now = this.clock.now();
     const tat = Math.max(this.tat, now);
     const allowedAt = tat - (this.burst - 1) * this.intervalMs;
     this.tat = tat + this.intervalMs;
     this.granted += 1;
-    return Math.max(0, allowedAt - now);
+    return allowedAt;
   }
 
   /** Nobody sends before `ms` from now (the server said so with Retry-After on a 429). */
