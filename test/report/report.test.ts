@@ -134,6 +134,15 @@ describe("report I/O", () => {
     });
   });
 
+  it("finds the lake of a local run's work directory (DIR/lake) and writes DIR/report/index.html", () => {
+    const dir = path.join(workdir, "lake", "metrics", "performance_metrics");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "part-b.parquet"), encodeMetricsParquet(runB));
+    expect(readMetrics(workdir)).toHaveLength(runB.length);
+    expect(writeHtmlReport(workdir, "run-b")).toBe(path.join(workdir, "report", "index.html"));
+    expect(readMetrics(path.join(workdir, "lake"))).toHaveLength(runB.length); // a lake root directly
+  });
+
   it("reads a file written by the Python collector", () => {
     const rows = decodeMetricsParquet(fs.readFileSync(path.join(__dirname, "fixtures", "python-collector.parquet")));
     expect(rows.map((r) => [r.runId, r.step, r.name, r.metricType, r.value])).toContainEqual([
