@@ -136,13 +136,13 @@ export class TokenProvider {
         await this.sleep(d.delayMs);
         continue;
       }
-      if (status === 200) return this.accept(text, contentType);
       if (/text\/html/i.test(contentType) || /^\s*<(!doctype|html)/i.test(text)) {
         throw new TokenError(
           `the token endpoint ${where} answered an HTML page (HTTP ${status}), not OAuth JSON: check the token URL`,
           status,
         );
       }
+      if (status === 200) return this.accept(text, contentType);
       if (status === 400 && text.trim() === "") {
         // Epic sometimes answers a bare 400 that succeeds when asked again.
         if (bare400s < bare400Max) {
