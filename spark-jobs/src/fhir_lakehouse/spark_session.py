@@ -62,7 +62,11 @@ def iceberg_local_conf(lake_root: str) -> dict[str, str]:
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         f"spark.sql.catalog.{CATALOG}": "org.apache.iceberg.spark.SparkCatalog",
         f"spark.sql.catalog.{CATALOG}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
-        f"spark.sql.catalog.{CATALOG}.uri": f"jdbc:sqlite:{catalog_dir / 'iceberg.db'}",
+        # WAL + a busy timeout: commits from one JVM otherwise fail at random with SQLITE_BUSY
+        # (seen on a loaded machine: "database is locked" on the catalog's UPDATE).
+        f"spark.sql.catalog.{CATALOG}.uri": (
+            f"jdbc:sqlite:{catalog_dir / 'iceberg.db'}?journal_mode=WAL&busy_timeout=60000"
+        ),
         f"spark.sql.catalog.{CATALOG}.jdbc.schema-version": "V1",
         # WAL: a reader's open transaction (e.g. a persisted DataFrame read from Iceberg) must not
         # block the catalog commit of a later write (SQLITE_BUSY "database is locked" otherwise).
