@@ -3,7 +3,6 @@
 // rows; the job is always deleted; Epic refuses a second export of a group the same day and the
 // client says why; in the spec profile `--since auto` after `advance` fetches only what changed.
 import * as fs from "node:fs";
-import { FhirHttp } from "../../lambdas/extractor/http/fhir-http";
 import { runExtraction } from "../../lambdas/extractor/local-run";
 import { processUnit } from "../../lambdas/extractor/process-unit";
 import { readExportRecord, readRunManifest } from "../../lambdas/extractor/run-records";
