@@ -10,10 +10,10 @@ import {
   type NamedQuery,
 } from "@aws-sdk/client-athena";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { AwsClients } from "./clients";
+import { AwsClients } from "./clients";
 import { athenaBilledBytes, athenaQueryCost, formatUsd } from "./cost";
-import type { DeployedEnvironment } from "./environment";
-import { OperatorError } from "./errors";
+import { resolveEnvironment, type DeployedEnvironment } from "./environment";
+import { OperatorError, withOperatorErrors } from "./errors";
 
 export interface AthenaQueryOptions {
   /** The SQL text, or… */
@@ -188,4 +188,37 @@ export function renderQueryResult(result: AthenaQueryResult): string {
       `scanned ${humanBytes(result.bytesScanned)} (billed ${humanBytes(result.billedBytes)}), cost ${formatUsd(result.costUsd)} [query ${result.queryExecutionId}]`,
   );
   return lines.join("\n") + "\n";
+}
+
+export interface QueryInAwsOptions extends Omit<AthenaQueryOptions, "signal"> {
+  envName: string;
+  region?: string;
+  outputsFile?: string;
+  json?: boolean;
+  clients?: AwsClients;
+  out?: NodeJS.WritableStream;
+}
+
+/**
+ * The `query --env` command: resolves the environment, runs the query in its workgroup and prints
+ * a table (or with json, one object: columns, rows as objects, bytes scanned, cost).
+ */
+export async function queryInAws(options: QueryInAwsOptions): Promise<AthenaQueryResult> {
+  const clients = options.clients ?? new AwsClients({ region: options.region });
+  const out = options.out ?? process.stdout;
+  try {
+    return await withOperatorErrors({ envName: options.envName, region: options.region }, async () => {
+      const env = await resolveEnvironment({ envName: options.envName, outputsFile: options.outputsFile, clients });
+      const result = await runAthenaQuery(clients, env, options);
+      if (options.json) {
+        const rows = result.rows.map((r) => Object.fromEntries(result.columns.map((c, i) => [c.name, r[i] ?? null])));
+        out.write(JSON.stringify({ ...result, rows }) + "\n");
+      } else {
+        out.write(renderQueryResult(result));
+      }
+      return result;
+    });
+  } finally {
+    if (!options.clients) clients.destroy();
+  }
 }

@@ -6,7 +6,7 @@
 // (MaxResults rows per page, the header row first on page one, NextToken until the end).
 import type { GetQueryResultsCommandOutput } from "@aws-sdk/client-athena";
 import { CreateNamedQueryCommand } from "@aws-sdk/client-athena";
-import { runAthenaQuery, renderQueryResult } from "../../lib/aws/athena-query";
+import { queryInAws, runAthenaQuery, renderQueryResult } from "../../lib/aws/athena-query";
 import { AwsClients } from "../../lib/aws/clients";
 import { ATHENA_BYTES_PER_MB, athenaQueryCost } from "../../lib/aws/cost";
 import { resolveEnvironment, type DeployedEnvironment } from "../../lib/aws/environment";
@@ -147,5 +147,26 @@ describe("query --env", () => {
     await expect(runAthenaQuery(clients, env, { named: "no_such_query" })).rejects.toThrow(
       'no named query "no_such_query" in workgroup fhir-lakehouse-dev-analysts (known: condition_prevalence)',
     );
+  });
+
+  it("prints the rows as JSON objects with bytes scanned and cost (query --env --json)", async () => {
+    await seedResult(2);
+    const out: string[] = [];
+    await queryInAws({
+      envName: ENV_NAME,
+      sql: "SELECT patient_id, code, value FROM latest_observation",
+      json: true,
+      pollIntervalMs: 50,
+      clients,
+      out: { write: (s: string) => out.push(s) } as unknown as NodeJS.WritableStream,
+    });
+    const printed = JSON.parse(out.join(""));
+    expect(printed.rows).toEqual([
+      { patient_id: "p00000", code: "8867-4", value: null },
+      { patient_id: "p00001", code: "8867-4", value: "61" },
+    ]);
+    expect(printed.database).toBe("fhir_gold_dev");
+    expect(printed.billedBytes).toBe(10 * ATHENA_BYTES_PER_MB);
+    expect(printed.costUsd).toBeCloseTo(athenaQueryCost(0), 15);
   });
 });
