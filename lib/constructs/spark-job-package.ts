@@ -18,7 +18,16 @@ export interface SparkJobPackageProps {
   readonly entryPointFile?: string;
 }
 
-export const SPARK_PACKAGE_EXCLUDES = ["**/.venv", "**/.jars", "**/__pycache__", "**/*.pyc", "**/*.egg-info", "**/.pytest_cache", "**/.ruff_cache", "**/tests"];
+export const SPARK_PACKAGE_EXCLUDES = [
+  "**/.venv",
+  "**/.jars",
+  "**/__pycache__",
+  "**/*.pyc",
+  "**/*.egg-info",
+  "**/.pytest_cache",
+  "**/.ruff_cache",
+  "**/tests",
+];
 
 export class SparkJobPackage extends Construct {
   readonly package: s3assets.Asset;
@@ -44,7 +53,11 @@ export class SparkJobPackage extends Construct {
   grantRead(grantee: iam.IGrantable): void {
     const arn = (a: s3assets.Asset) => `arn:${Aws.PARTITION}:s3:::${a.s3BucketName}/${a.s3ObjectKey}`;
     grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({ sid: "ReadSparkJobsPackage", actions: ["s3:GetObject"], resources: [arn(this.package), arn(this.entryPoint)] }),
+      new iam.PolicyStatement({
+        sid: "ReadSparkJobsPackage",
+        actions: ["s3:GetObject"],
+        resources: [arn(this.package), arn(this.entryPoint)],
+      }),
     );
   }
 }

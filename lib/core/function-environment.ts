@@ -27,7 +27,8 @@ export interface FunctionConfig {
 }
 
 export function functionConfig(config: PipelineConfig): FunctionConfig {
-  const { privateKeyFile: _localOnly, ...epic } = config.epic;
+  const epic: FunctionConfig["epic"] & { privateKeyFile?: string } = { ...config.epic };
+  delete epic.privateKeyFile; // local-only
   return { name: config.name, epic, extraction: config.extraction };
 }
 

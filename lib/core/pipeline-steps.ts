@@ -55,7 +55,11 @@ export type SparkStepName = keyof typeof SPARK_STEPS;
 export type SparkJobName = (typeof SPARK_STEPS)[SparkStepName];
 
 /** Every Task state: the keys of `overrides.taskResourceLocalHandlers` for a local run. */
-export const TASK_STEPS = [...(Object.keys(LAMBDA_STEPS) as LambdaStepName[]), ...(Object.keys(SPARK_STEPS) as SparkStepName[]), STEP.notifyFailure] as const;
+export const TASK_STEPS = [
+  ...(Object.keys(LAMBDA_STEPS) as LambdaStepName[]),
+  ...(Object.keys(SPARK_STEPS) as SparkStepName[]),
+  STEP.notifyFailure,
+] as const;
 /** Every Wait state: the keys of `overrides.waitTimeOverrides` for a local run. */
 export const WAIT_STEPS = [STEP.waitForExport, STEP.waitForDrain] as const;
 
@@ -221,7 +225,21 @@ export type CatalogKind = "glue" | "local";
  * argument: `<job> --run-id ID --bronze URI --silver URI --gold URI --metrics URI --catalog KIND`.
  */
 export function sparkJobArguments(job: SparkJobName, runId: string, lake: LakeLocations, catalog: CatalogKind): string[] {
-  return [job, "--run-id", runId, "--bronze", lake.bronze, "--silver", lake.silver, "--gold", lake.gold, "--metrics", lake.metrics, "--catalog", catalog];
+  return [
+    job,
+    "--run-id",
+    runId,
+    "--bronze",
+    lake.bronze,
+    "--silver",
+    lake.silver,
+    "--gold",
+    lake.gold,
+    "--metrics",
+    lake.metrics,
+    "--catalog",
+    catalog,
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------

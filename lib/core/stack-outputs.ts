@@ -55,7 +55,10 @@ export function exportName(env: string, key: StackOutputKey): string {
 
 function complete(env: string, found: Partial<StackOutputs>, source: string): StackOutputs {
   const missing = (Object.keys(STACK_OUTPUTS) as StackOutputKey[]).filter((k) => !found[k]);
-  if (missing.length) throw new Error(`environment ${env}: ${source} lacks outputs ${missing.join(", ")} (deploy every stack: npx cdk deploy -c env=${env} --all)`);
+  if (missing.length)
+    throw new Error(
+      `environment ${env}: ${source} lacks outputs ${missing.join(", ")} (deploy every stack: npx cdk deploy -c env=${env} --all)`,
+    );
   return found as StackOutputs;
 }
 
@@ -70,12 +73,16 @@ export function outputsFromExports(env: string, cfnExports: { Name?: string; Val
 }
 
 /** Outputs from DescribeStacks results ([{ StackName, Outputs: [{ OutputKey, OutputValue }] }]). */
-export function outputsFromStacks(env: string, stacks: { StackName?: string; Outputs?: { OutputKey?: string; OutputValue?: string }[] }[]): StackOutputs {
+export function outputsFromStacks(
+  env: string,
+  stacks: { StackName?: string; Outputs?: { OutputKey?: string; OutputValue?: string }[] }[],
+): StackOutputs {
   const found: Partial<StackOutputs> = {};
   const names = new Set(stackNames(env));
   for (const s of stacks) {
     if (!s.StackName || !names.has(s.StackName)) continue;
-    for (const o of s.Outputs ?? []) if (o.OutputKey && o.OutputKey in STACK_OUTPUTS && o.OutputValue) found[o.OutputKey as StackOutputKey] = o.OutputValue;
+    for (const o of s.Outputs ?? [])
+      if (o.OutputKey && o.OutputKey in STACK_OUTPUTS && o.OutputValue) found[o.OutputKey as StackOutputKey] = o.OutputValue;
   }
   return complete(env, found, "the stacks");
 }

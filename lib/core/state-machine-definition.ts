@@ -71,7 +71,14 @@ function lambdaRetry(): Json[] {
   return [
     { ErrorEquals: [...NON_RETRYABLE_ERRORS], MaxAttempts: 0 },
     { ErrorEquals: LAMBDA_TRANSIENT, IntervalSeconds: 2, MaxAttempts: 6, BackoffRate: 2, MaxDelaySeconds: 60, JitterStrategy: "FULL" },
-    { ErrorEquals: ["States.TaskFailed", "States.Timeout"], IntervalSeconds: 10, MaxAttempts: 3, BackoffRate: 2, MaxDelaySeconds: 300, JitterStrategy: "FULL" },
+    {
+      ErrorEquals: ["States.TaskFailed", "States.Timeout"],
+      IntervalSeconds: 10,
+      MaxAttempts: 3,
+      BackoffRate: 2,
+      MaxDelaySeconds: 300,
+      JitterStrategy: "FULL",
+    },
   ];
 }
 
@@ -79,7 +86,11 @@ function lambdaRetry(): Json[] {
 function sparkRetry(): Json[] {
   return [
     {
-      ErrorEquals: ["EMRServerless.ThrottlingException", "EMRServerless.InternalServerException", "EMRServerless.ServiceQuotaExceededException"],
+      ErrorEquals: [
+        "EMRServerless.ThrottlingException",
+        "EMRServerless.InternalServerException",
+        "EMRServerless.ServiceQuotaExceededException",
+      ],
       IntervalSeconds: 30,
       MaxAttempts: 5,
       BackoffRate: 2,
@@ -172,7 +183,11 @@ export function buildStateMachineDefinition(config: PipelineConfig, b: StateMach
     [STEP.pollBulkStatus]: lambdaTask(
       b,
       "PollBulkStatus",
-      { Parameters: { "run.$": "$.run", "groupId.$": "$.groupId", "export.$": "$.export" }, ResultPath: "$.export", Next: STEP.exportReady },
+      {
+        Parameters: { "run.$": "$.run", "groupId.$": "$.groupId", "export.$": "$.export" },
+        ResultPath: "$.export",
+        Next: STEP.exportReady,
+      },
       false,
     ),
     [STEP.exportReady]: {
@@ -190,7 +205,13 @@ export function buildStateMachineDefinition(config: PipelineConfig, b: StateMach
       Choices: [
         // `Not IsPresent: true` rather than `IsPresent: false`: aws-local-stepfunctions 3.0 never matches the latter.
         { Not: { Variable: "$.mode", IsPresent: true }, Next: STEP.defaultMode },
-        { Or: [{ Variable: "$.mode", StringEquals: "bulk" }, { Variable: "$.mode", StringEquals: "search" }], Next: STEP.startRun },
+        {
+          Or: [
+            { Variable: "$.mode", StringEquals: "bulk" },
+            { Variable: "$.mode", StringEquals: "search" },
+          ],
+          Next: STEP.startRun,
+        },
       ],
       Default: STEP.invalidInput,
     },
@@ -246,7 +267,8 @@ export function buildStateMachineDefinition(config: PipelineConfig, b: StateMach
       Type: "Pass",
       Parameters: {
         Error: "UnitsFailed",
-        "Cause.$": "States.Format('{} of {} work units failed after retries and are in a dead-letter queue', $.drain.unitsFailed, $.drain.unitsEnqueued)",
+        "Cause.$":
+          "States.Format('{} of {} work units failed after retries and are in a dead-letter queue', $.drain.unitsFailed, $.drain.unitsEnqueued)",
       },
       ResultPath: "$.error",
       Next: STEP.notifyFailure,
@@ -303,7 +325,8 @@ const PLACEHOLDER_REGION = "us-east-1";
  */
 export function placeholderBindings(config: PipelineConfig, overrides: Partial<StateMachineBindings> = {}): StateMachineBindings {
   const prefix = `fhir-lakehouse-${config.name}`;
-  const fn = (step: LambdaStepName) => `arn:aws:lambda:${PLACEHOLDER_REGION}:${PLACEHOLDER_ACCOUNT}:function:${prefix}-${LAMBDA_STEPS[step]}`;
+  const fn = (step: LambdaStepName) =>
+    `arn:aws:lambda:${PLACEHOLDER_REGION}:${PLACEHOLDER_ACCOUNT}:function:${prefix}-${LAMBDA_STEPS[step]}`;
   return {
     functionArns: {
       BulkKickOff: fn("BulkKickOff"),

@@ -56,7 +56,8 @@ export class AnalyticsStack extends Stack {
     });
     for (const q of this.namedQueries.queries) q.addDependency(this.workGroup);
 
-    const out = (k: StackOutputKey, value: string, description: string) => new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
+    const out = (k: StackOutputKey, value: string, description: string) =>
+      new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
     out("AthenaWorkGroup", this.workGroup.name, "Athena workgroup of the lake");
   }
 }

@@ -87,8 +87,15 @@ export class IngestionStack extends Stack {
         },
       ],
     );
-    const flowLogs = new logs.LogGroup(this, "FlowLogs", { encryptionKey: key, retention: logRetention, removalPolicy: RemovalPolicy.RETAIN });
-    this.vpc.addFlowLog("FlowLog", { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.ALL });
+    const flowLogs = new logs.LogGroup(this, "FlowLogs", {
+      encryptionKey: key,
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.vpc.addFlowLog("FlowLog", {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+      trafficType: ec2.FlowLogTrafficType.ALL,
+    });
 
     this.endpointSecurityGroup = new ec2.SecurityGroup(this, "EndpointSecurityGroup", {
       vpc: this.vpc,
@@ -110,7 +117,9 @@ export class IngestionStack extends Stack {
       this.vpc.addInterfaceEndpoint(`${name}Endpoint`, {
         service,
         privateDnsEnabled: true,
-        ...(name === "S3" ? { privateDnsOnlyForInboundResolverEndpoint: ec2.VpcEndpointPrivateDnsOnlyForInboundResolverEndpoint.ALL_RESOLVERS } : {}),
+        ...(name === "S3"
+          ? { privateDnsOnlyForInboundResolverEndpoint: ec2.VpcEndpointPrivateDnsOnlyForInboundResolverEndpoint.ALL_RESOLVERS }
+          : {}),
         subnets: { subnetGroupName: SUBNETS.extractors },
         securityGroups: [this.endpointSecurityGroup],
         open: false,
@@ -122,7 +131,8 @@ export class IngestionStack extends Stack {
       description: "Extractor functions: HTTPS to Epic and to the VPC endpoints, nothing else",
       allowAllOutbound: false,
     });
-    for (const cidr of config.network.epicEgressCidrs) extractorSg.addEgressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), `Epic FHIR/OAuth at ${cidr}`);
+    for (const cidr of config.network.epicEgressCidrs)
+      extractorSg.addEgressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), `Epic FHIR/OAuth at ${cidr}`);
     extractorSg.addEgressRule(ec2.Peer.ipv4(config.network.vpcCidr), ec2.Port.tcp(443), "AWS service endpoints in the VPC");
 
     // --- The Epic private key -------------------------------------------------------------------
@@ -140,7 +150,8 @@ export class IngestionStack extends Stack {
       },
       {
         id: "HIPAA.Security-SecretsManagerRotationEnabled",
-        reason: "Rotation of the Epic private key requires registering the new public key with Epic first (see docs/runbooks.md); it cannot be automatic.",
+        reason:
+          "Rotation of the Epic private key requires registering the new public key with Epic first (see docs/runbooks.md); it cannot be automatic.",
       },
     ]);
 
@@ -209,8 +220,14 @@ export class IngestionStack extends Stack {
       [s.CheckDrained, { readBronze: [RUNS_PREFIX], writeBronze: [RUNS_PREFIX] }],
       [s.PublishMetrics, { readBronze: [RUNS_PREFIX], writeMetrics: true }],
       // The workers: resource parts and rejects, and their unit records.
-      [this.download.worker, { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX], deleteBronze: [DATA_PREFIX, REJECTS_PREFIX] }],
-      [this.search.worker, { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX], deleteBronze: [DATA_PREFIX, REJECTS_PREFIX] }],
+      [
+        this.download.worker,
+        { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX], deleteBronze: [DATA_PREFIX, REJECTS_PREFIX] },
+      ],
+      [
+        this.search.worker,
+        { readBronze: [RUNS_PREFIX], writeBronze: [DATA_PREFIX, REJECTS_PREFIX, RUNS_PREFIX], deleteBronze: [DATA_PREFIX, REJECTS_PREFIX] },
+      ],
     ];
     for (const [fn, a] of access) this.grantLake(fn, a, props, key);
 
@@ -219,7 +236,11 @@ export class IngestionStack extends Stack {
     // Granted on the role (Secret.grantRead would put the role into the key policy, in the storage stack).
     for (const fn of needsEpic) {
       fn.role.addToPolicy(
-        new iam.PolicyStatement({ sid: "ReadEpicKey", actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources: [this.secret.secretArn] }),
+        new iam.PolicyStatement({
+          sid: "ReadEpicKey",
+          actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+          resources: [this.secret.secretArn],
+        }),
       );
       fn.role.addToPolicy(
         new iam.PolicyStatement({
@@ -233,9 +254,15 @@ export class IngestionStack extends Stack {
     // Explicit actions (grantSendMessages would add kms:GenerateDataKey* / ReEncrypt* wildcards).
     for (const fn of [s.FanOut, s.CheckDrained]) {
       fn.role.addToPolicy(
-        new iam.PolicyStatement({ sid: "EnqueueWorkUnits", actions: ["sqs:SendMessage"], resources: [this.download.queue.queueArn, this.search.queue.queueArn] }),
+        new iam.PolicyStatement({
+          sid: "EnqueueWorkUnits",
+          actions: ["sqs:SendMessage"],
+          resources: [this.download.queue.queueArn, this.search.queue.queueArn],
+        }),
       );
-      fn.role.addToPolicy(new iam.PolicyStatement({ sid: "EncryptWorkUnits", actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [key.keyArn] }));
+      fn.role.addToPolicy(
+        new iam.PolicyStatement({ sid: "EncryptWorkUnits", actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [key.keyArn] }),
+      );
     }
     const queueArns = [this.download, this.search].flatMap((e) => [e.queue.queueArn, e.deadLetterQueue.queueArn]);
     for (const fn of [s.FanOut, s.CheckDrained]) {
@@ -279,15 +306,24 @@ export class IngestionStack extends Stack {
 
   private grantLake(fn: PipelineFunction, a: LakeAccess, props: IngestionStackProps, key: kms.IKey): void {
     const bronze = props.bronzeBucket;
-    const objects = (prefixes: string[] | undefined) => (prefixes ?? []).map((p) => bronze.arnForObjects(p.endsWith("=") ? `${p}*` : `${p}/*`));
-    fn.role.addToPolicy(new iam.PolicyStatement({ sid: "ReadBronzePrefixes", actions: ["s3:GetObject"], resources: objects(a.readBronze) }));
+    const objects = (prefixes: string[] | undefined) =>
+      (prefixes ?? []).map((p) => bronze.arnForObjects(p.endsWith("=") ? `${p}*` : `${p}/*`));
+    fn.role.addToPolicy(
+      new iam.PolicyStatement({ sid: "ReadBronzePrefixes", actions: ["s3:GetObject"], resources: objects(a.readBronze) }),
+    );
     if (a.writeBronze?.length) {
       fn.role.addToPolicy(
-        new iam.PolicyStatement({ sid: "WriteBronzePrefixes", actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: objects(a.writeBronze) }),
+        new iam.PolicyStatement({
+          sid: "WriteBronzePrefixes",
+          actions: ["s3:PutObject", "s3:AbortMultipartUpload"],
+          resources: objects(a.writeBronze),
+        }),
       );
     }
     if (a.deleteBronze?.length) {
-      fn.role.addToPolicy(new iam.PolicyStatement({ sid: "DeleteOwnAttemptParts", actions: ["s3:DeleteObject"], resources: objects(a.deleteBronze) }));
+      fn.role.addToPolicy(
+        new iam.PolicyStatement({ sid: "DeleteOwnAttemptParts", actions: ["s3:DeleteObject"], resources: objects(a.deleteBronze) }),
+      );
     }
     // Unconditioned: S3 answers a missing key with 403 (not 404) unless the caller may list the
     // bucket, and a prefix condition does not apply to that check. Key names carry no PHI.
@@ -302,7 +338,9 @@ export class IngestionStack extends Stack {
       );
     }
     // Objects are SSE-KMS (bucket key): reading decrypts, writing generates a data key.
-    fn.role.addToPolicy(new iam.PolicyStatement({ sid: "LakeKey", actions: ["kms:Decrypt", "kms:GenerateDataKey"], resources: [key.keyArn] }));
+    fn.role.addToPolicy(
+      new iam.PolicyStatement({ sid: "LakeKey", actions: ["kms:Decrypt", "kms:GenerateDataKey"], resources: [key.keyArn] }),
+    );
   }
 }
 
@@ -311,7 +349,9 @@ function wildcards(fn: PipelineFunction, access: [PipelineFunction, LakeAccess][
   const a = access.find(([f]) => f === fn)?.[1];
   if (!a) return [];
   const esc = (p: string) => p.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-  const prefixes = new Set([...a.readBronze, ...(a.writeBronze ?? []), ...(a.deleteBronze ?? [])].map((p) => (p.endsWith("=") ? `${p}*` : `${p}/*`)));
+  const prefixes = new Set(
+    [...a.readBronze, ...(a.writeBronze ?? []), ...(a.deleteBronze ?? [])].map((p) => (p.endsWith("=") ? `${p}*` : `${p}/*`)),
+  );
   const out = [...prefixes].map((p) => `.*\\/${esc(p)}`);
   if (a.writeMetrics) out.push(`.*\\/${esc(`${METRICS_PREFIX}/*`)}`);
   return out;

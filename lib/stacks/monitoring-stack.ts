@@ -68,7 +68,11 @@ export class MonitoringStack extends Stack {
     const m = config.monitoring;
     const prefix = `fhir-lakehouse-${config.name}`;
 
-    this.topic = new sns.Topic(this, "Alarms", { displayName: `FHIR lakehouse ${config.name}: alarms`, masterKey: props.key, enforceSSL: true });
+    this.topic = new sns.Topic(this, "Alarms", {
+      displayName: `FHIR lakehouse ${config.name}: alarms`,
+      masterKey: props.key,
+      enforceSSL: true,
+    });
     if (m.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(m.alarmEmail));
     const action = new actions.SnsAction(this.topic);
 
@@ -78,7 +82,12 @@ export class MonitoringStack extends Stack {
       return alarm;
     };
     const describe = (kind: AlarmKind, what: string) => `${what} Runbook: docs/runbooks.md#${ALARM_KINDS[kind]}`;
-    const threshold = (kind: AlarmKind, subject: string, metric: cloudwatch.IMetric, opts: Partial<cloudwatch.CreateAlarmOptions> & { threshold: number; what: string }) =>
+    const threshold = (
+      kind: AlarmKind,
+      subject: string,
+      metric: cloudwatch.IMetric,
+      opts: Partial<cloudwatch.CreateAlarmOptions> & { threshold: number; what: string },
+    ) =>
       add(
         kind,
         new cloudwatch.Alarm(this, `${kind}${subject}`, {
@@ -108,8 +117,14 @@ export class MonitoringStack extends Stack {
     // --- Lambda ---------------------------------------------------------------------------------
     const fiveMin = Duration.minutes(5);
     for (const [name, fn] of Object.entries(props.functions)) {
-      threshold("LambdaErrors", name, fn.metricErrors({ period: fiveMin, statistic: "Sum" }), { threshold: 1, what: `${name} returned errors.` });
-      threshold("LambdaThrottles", name, fn.metricThrottles({ period: fiveMin, statistic: "Sum" }), { threshold: 1, what: `${name} was throttled.` });
+      threshold("LambdaErrors", name, fn.metricErrors({ period: fiveMin, statistic: "Sum" }), {
+        threshold: 1,
+        what: `${name} returned errors.`,
+      });
+      threshold("LambdaThrottles", name, fn.metricThrottles({ period: fiveMin, statistic: "Sum" }), {
+        threshold: 1,
+        what: `${name} was throttled.`,
+      });
       threshold("LambdaP95Duration", name, fn.metricDuration({ period: fiveMin, statistic: "p95" }), {
         threshold: m.lambdaP95DurationMs,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -135,7 +150,10 @@ export class MonitoringStack extends Stack {
     // --- The state machine ---------------------------------------------------------------------------
     const sm = props.stateMachine;
     threshold("RunsFailed", "", sm.metricFailed({ period: fiveMin, statistic: "Sum" }), { threshold: 1, what: "A pipeline run failed." });
-    threshold("RunsTimedOut", "", sm.metricTimedOut({ period: fiveMin, statistic: "Sum" }), { threshold: 1, what: "A pipeline run timed out." });
+    threshold("RunsTimedOut", "", sm.metricTimedOut({ period: fiveMin, statistic: "Sum" }), {
+      threshold: 1,
+      what: "A pipeline run timed out.",
+    });
     anomaly(
       "RunDurationAnomaly",
       sm.metricTime({ period: Duration.hours(1), statistic: "Average" }),
@@ -148,7 +166,13 @@ export class MonitoringStack extends Stack {
     threshold(
       "SparkJobsFailed",
       "",
-      new cloudwatch.Metric({ namespace: "AWS/EMRServerless", metricName: "FailedJobs", dimensionsMap: emrDims, period: fiveMin, statistic: "Sum" }),
+      new cloudwatch.Metric({
+        namespace: "AWS/EMRServerless",
+        metricName: "FailedJobs",
+        dimensionsMap: emrDims,
+        period: fiveMin,
+        statistic: "Sum",
+      }),
       { threshold: 1, what: "A Spark job (silver, gold or maintenance) failed on EMR Serverless." },
     );
     // A job's run time as Step Functions measures the .sync integration (EMR has no per-job duration metric).
@@ -203,33 +227,53 @@ export class MonitoringStack extends Stack {
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
       dashboardName: `${prefix}-pipeline`,
       widgets: [
-        [
-          new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms.map((a) => a.alarm), width: 24, height: 6 }),
-        ],
+        [new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms.map((a) => a.alarm), width: 24, height: 6 })],
         [
           new cloudwatch.GraphWidget({
             title: "Runs",
-            left: [sm.metricSucceeded({ statistic: "Sum" }), sm.metricFailed({ statistic: "Sum" }), sm.metricTimedOut({ statistic: "Sum" })],
+            left: [
+              sm.metricSucceeded({ statistic: "Sum" }),
+              sm.metricFailed({ statistic: "Sum" }),
+              sm.metricTimedOut({ statistic: "Sum" }),
+            ],
             right: [sm.metricTime({ statistic: "Average" })],
             width: 12,
           }),
           new cloudwatch.GraphWidget({ title: "Extracted resources/s", left: [throughput], width: 12 }),
         ],
         [
-          new cloudwatch.GraphWidget({ title: "Lambda errors", left: fns.map(([n, f]) => f.metricErrors({ label: n, statistic: "Sum" })), width: 8 }),
-          new cloudwatch.GraphWidget({ title: "Lambda throttles", left: fns.map(([n, f]) => f.metricThrottles({ label: n, statistic: "Sum" })), width: 8 }),
-          new cloudwatch.GraphWidget({ title: "Lambda p95 duration", left: fns.map(([n, f]) => f.metricDuration({ label: n, statistic: "p95" })), width: 8 }),
+          new cloudwatch.GraphWidget({
+            title: "Lambda errors",
+            left: fns.map(([n, f]) => f.metricErrors({ label: n, statistic: "Sum" })),
+            width: 8,
+          }),
+          new cloudwatch.GraphWidget({
+            title: "Lambda throttles",
+            left: fns.map(([n, f]) => f.metricThrottles({ label: n, statistic: "Sum" })),
+            width: 8,
+          }),
+          new cloudwatch.GraphWidget({
+            title: "Lambda p95 duration",
+            left: fns.map(([n, f]) => f.metricDuration({ label: n, statistic: "p95" })),
+            width: 8,
+          }),
         ],
         [
           new cloudwatch.GraphWidget({
             title: "Queues: oldest message (s) and depth",
-            left: Object.entries(props.queues).map(([n, q]) => q.metricApproximateAgeOfOldestMessage({ label: `${n} oldest`, statistic: "Maximum" })),
-            right: Object.entries(props.queues).map(([n, q]) => q.metricApproximateNumberOfMessagesVisible({ label: `${n} visible`, statistic: "Maximum" })),
+            left: Object.entries(props.queues).map(([n, q]) =>
+              q.metricApproximateAgeOfOldestMessage({ label: `${n} oldest`, statistic: "Maximum" }),
+            ),
+            right: Object.entries(props.queues).map(([n, q]) =>
+              q.metricApproximateNumberOfMessagesVisible({ label: `${n} visible`, statistic: "Maximum" }),
+            ),
             width: 12,
           }),
           new cloudwatch.GraphWidget({
             title: "Dead-letter queues",
-            left: Object.entries(props.deadLetterQueues).map(([n, q]) => q.metricApproximateNumberOfMessagesVisible({ label: n, statistic: "Maximum" })),
+            left: Object.entries(props.deadLetterQueues).map(([n, q]) =>
+              q.metricApproximateNumberOfMessagesVisible({ label: n, statistic: "Maximum" }),
+            ),
             width: 12,
           }),
         ],
@@ -237,7 +281,8 @@ export class MonitoringStack extends Stack {
           new cloudwatch.GraphWidget({
             title: "Spark jobs",
             left: ["SubmittedJobs", "SuccessJobs", "FailedJobs"].map(
-              (name) => new cloudwatch.Metric({ namespace: "AWS/EMRServerless", metricName: name, dimensionsMap: emrDims, statistic: "Sum" }),
+              (name) =>
+                new cloudwatch.Metric({ namespace: "AWS/EMRServerless", metricName: name, dimensionsMap: emrDims, statistic: "Sum" }),
             ),
             width: 12,
           }),
@@ -246,7 +291,8 @@ export class MonitoringStack extends Stack {
       ],
     });
 
-    const out = (k: StackOutputKey, value: string, description: string) => new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
+    const out = (k: StackOutputKey, value: string, description: string) =>
+      new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
     out("AlarmTopicArn", this.topic.topicArn, "SNS topic every alarm notifies");
     out("DashboardName", this.dashboard.dashboardName, "CloudWatch dashboard of the pipeline");
   }

@@ -51,7 +51,10 @@ export class OrchestrationStack extends Stack {
     if (config.monitoring.alarmEmail) this.notifications.addSubscription(new subscriptions.EmailSubscription(config.monitoring.alarmEmail));
 
     this.bindings = {
-      functionArns: Object.fromEntries(Object.entries(props.functions).map(([k, f]) => [k, f.functionArn])) as Record<LambdaStepName, string>,
+      functionArns: Object.fromEntries(Object.entries(props.functions).map(([k, f]) => [k, f.functionArn])) as Record<
+        LambdaStepName,
+        string
+      >,
       emr: {
         applicationId: props.emr.applicationId,
         executionRoleArn: props.emr.jobRole.roleArn,
@@ -78,7 +81,9 @@ export class OrchestrationStack extends Stack {
         resources: Object.values(props.functions).map((f) => f.functionArn),
       }),
     );
-    role.addToPolicy(new iam.PolicyStatement({ sid: "StartSparkJobs", actions: ["emr-serverless:StartJobRun"], resources: [props.emr.applicationArn] }));
+    role.addToPolicy(
+      new iam.PolicyStatement({ sid: "StartSparkJobs", actions: ["emr-serverless:StartJobRun"], resources: [props.emr.applicationArn] }),
+    );
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: "FollowSparkJobs",
@@ -102,8 +107,12 @@ export class OrchestrationStack extends Stack {
       }),
     );
     // Explicit actions (grantPublish would add kms:GenerateDataKey* / ReEncrypt* wildcards).
-    role.addToPolicy(new iam.PolicyStatement({ sid: "NotifyFailures", actions: ["sns:Publish"], resources: [this.notifications.topicArn] }));
-    role.addToPolicy(new iam.PolicyStatement({ sid: "EncryptNotifications", actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [key.keyArn] }));
+    role.addToPolicy(
+      new iam.PolicyStatement({ sid: "NotifyFailures", actions: ["sns:Publish"], resources: [this.notifications.topicArn] }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({ sid: "EncryptNotifications", actions: ["kms:GenerateDataKey", "kms:Decrypt"], resources: [key.keyArn] }),
+    );
 
     const logGroup = new logs.LogGroup(this, "StateMachineLogs", {
       encryptionKey: key,
@@ -123,7 +132,9 @@ export class OrchestrationStack extends Stack {
 
     // --- The schedule -----------------------------------------------------------------------------
     const schedulerRole = new iam.Role(this, "SchedulerRole", {
-      assumedBy: new iam.ServicePrincipal("scheduler.amazonaws.com", { conditions: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } } }),
+      assumedBy: new iam.ServicePrincipal("scheduler.amazonaws.com", {
+        conditions: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } },
+      }),
       description: "Lets EventBridge Scheduler start pipeline runs",
     });
     this.stateMachine.grantStartExecution(schedulerRole);
@@ -159,7 +170,8 @@ export class OrchestrationStack extends Stack {
       true,
     );
 
-    const out = (k: StackOutputKey, value: string, description: string) => new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
+    const out = (k: StackOutputKey, value: string, description: string) =>
+      new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
     out("StateMachineArn", this.stateMachine.stateMachineArn, "The pipeline state machine");
     out("RunNotificationsTopicArn", this.notifications.topicArn, "Failed-run notifications");
     out("ScheduleName", this.schedule.name!, "EventBridge Scheduler schedule that starts runs");

@@ -91,7 +91,12 @@ export function addPipelineStacks(app: App, config: PipelineConfig, env?: { acco
     metricsBucketName: storage.buckets.metrics.bucketName,
     lake: storage.lake,
   });
-  const analytics = new AnalyticsStack(app, name("analytics"), { ...common, config, key: storage.key, resultsBucket: storage.buckets.athenaResults });
+  const analytics = new AnalyticsStack(app, name("analytics"), {
+    ...common,
+    config,
+    key: storage.key,
+    resultsBucket: storage.buckets.athenaResults,
+  });
   const monitoring = new MonitoringStack(app, name("monitoring"), {
     ...common,
     config,

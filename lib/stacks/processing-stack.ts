@@ -49,13 +49,19 @@ export class ProcessingStack extends Stack {
     });
     sparkSg.addIngressRule(sparkSg, ec2.Port.allTcp(), "Spark driver and executors talk to each other");
     sparkSg.addEgressRule(sparkSg, ec2.Port.allTcp(), "Spark driver and executors talk to each other");
-    sparkSg.addEgressRule(ec2.Peer.ipv4(config.network.vpcCidr), ec2.Port.tcp(443), "AWS service endpoints in the VPC (S3, Glue, KMS, STS, logs)");
+    sparkSg.addEgressRule(
+      ec2.Peer.ipv4(config.network.vpcCidr),
+      ec2.Port.tcp(443),
+      "AWS service endpoints in the VPC (S3, Glue, KMS, STS, logs)",
+    );
 
     this.sparkPackage = new SparkJobPackage(this, "SparkJobs", { sourceDir: SPARK_JOBS_SRC });
 
     // --- The job role: the lake prefixes, the two Glue databases, the key -----------------------------
     this.jobRole = new iam.Role(this, "JobRole", {
-      assumedBy: new iam.ServicePrincipal("emr-serverless.amazonaws.com", { conditions: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } } }),
+      assumedBy: new iam.ServicePrincipal("emr-serverless.amazonaws.com", {
+        conditions: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } },
+      }),
       description: "EMR Serverless job runtime role of the silver, gold and maintenance jobs",
     });
     const L = LAKE_CONTRACT.layers;
@@ -75,7 +81,10 @@ export class ProcessingStack extends Stack {
       new iam.PolicyStatement({
         sid: "WriteMetricsAndLogs",
         actions: ["s3:PutObject", "s3:AbortMultipartUpload"],
-        resources: [buckets.metrics.arnForObjects(`${L.metrics}/${LAKE_CONTRACT.metrics.dir}/*`), buckets.metrics.arnForObjects(`${EMR_LOGS_PREFIX}/*`)],
+        resources: [
+          buckets.metrics.arnForObjects(`${L.metrics}/${LAKE_CONTRACT.metrics.dir}/*`),
+          buckets.metrics.arnForObjects(`${EMR_LOGS_PREFIX}/*`),
+        ],
       }),
       new iam.PolicyStatement({
         sid: "GlueCatalogOfTheLake",
@@ -131,11 +140,19 @@ export class ProcessingStack extends Stack {
     // PublishMetrics reads the billed vCPU/memory/storage of the run's jobs.
     const readJobRuns = new iam.ManagedPolicy(this, "ReadJobRuns", {
       description: "Read the job runs of the pipeline's Spark application (billed utilisation per run)",
-      statements: [new iam.PolicyStatement({ actions: ["emr-serverless:GetJobRun"], resources: [`${this.application.attrArn}/jobruns/*`] })],
+      statements: [
+        new iam.PolicyStatement({ actions: ["emr-serverless:GetJobRun"], resources: [`${this.application.attrArn}/jobruns/*`] }),
+      ],
       roles: props.jobRunReaders,
     });
 
-    const prefixes = [`${L.bronze}/*`, `${L.silver}/*`, `${L.gold}/*`, `${L.metrics}/${LAKE_CONTRACT.metrics.dir}/*`, `${EMR_LOGS_PREFIX}/*`];
+    const prefixes = [
+      `${L.bronze}/*`,
+      `${L.silver}/*`,
+      `${L.gold}/*`,
+      `${L.metrics}/${LAKE_CONTRACT.metrics.dir}/*`,
+      `${EMR_LOGS_PREFIX}/*`,
+    ];
     const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
     NagSuppressions.addResourceSuppressions(
       this.jobRole,
@@ -161,7 +178,8 @@ export class ProcessingStack extends Stack {
       },
     ]);
 
-    const out = (k: StackOutputKey, value: string, description: string) => new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
+    const out = (k: StackOutputKey, value: string, description: string) =>
+      new CfnOutput(this, k, { value, description, exportName: exportName(config.name, k) });
     out("EmrApplicationId", this.application.attrApplicationId, "EMR Serverless application of the Spark jobs");
     out("EmrJobRoleArn", this.jobRole.roleArn, "Runtime role of the Spark jobs");
   }

@@ -56,7 +56,9 @@ export class StorageStack extends Stack {
         principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
         actions: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
         resources: ["*"],
-        conditions: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*` } },
+        conditions: {
+          ArnLike: { "kms:EncryptionContext:aws:logs:arn": `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*` },
+        },
       }),
     );
     // CloudWatch alarms publish to the KMS-encrypted alarm topic.
@@ -76,14 +78,19 @@ export class StorageStack extends Stack {
     }).bucket;
     NagSuppressions.addResourceSuppressions(accessLogs, [
       { id: "AwsSolutions-S1", reason: "This is the server-access-log target of every other bucket; logging it into itself would loop." },
-      { id: "HIPAA.Security-S3BucketLoggingEnabled", reason: "This is the server-access-log target of every other bucket; logging it into itself would loop." },
+      {
+        id: "HIPAA.Security-S3BucketLoggingEnabled",
+        reason: "This is the server-access-log target of every other bucket; logging it into itself would loop.",
+      },
       {
         id: "HIPAA.Security-S3DefaultEncryptionKMS",
-        reason: "S3 server access log delivery only supports SSE-S3 on the target bucket; it holds request logs (bucket, key, requester), no PHI payloads.",
+        reason:
+          "S3 server access log delivery only supports SSE-S3 on the target bucket; it holds request logs (bucket, key, requester), no PHI payloads.",
       },
       {
         id: "HIPAA.Security-S3BucketReplicationEnabled",
-        reason: "Access logs are an audit trail kept for storage.accessLogRetentionDays in this region; cross-region copies are left to the account's backup policy.",
+        reason:
+          "Access logs are an audit trail kept for storage.accessLogRetentionDays in this region; cross-region copies are left to the account's backup policy.",
       },
     ]);
 
@@ -136,8 +143,18 @@ export class StorageStack extends Stack {
         catalogId: Aws.ACCOUNT_ID,
         databaseInput: { name, locationUri, description },
       });
-    this.silverDatabase = database("SilverDatabase", LAKE_CONTRACT.silver.namespace, this.lake.silver, "FHIR lakehouse silver: current resources and SQL-on-FHIR views (Iceberg)");
-    this.goldDatabase = database("GoldDatabase", LAKE_CONTRACT.gold.namespace, this.lake.gold, "FHIR lakehouse gold: analyst aggregates (Iceberg)");
+    this.silverDatabase = database(
+      "SilverDatabase",
+      LAKE_CONTRACT.silver.namespace,
+      this.lake.silver,
+      "FHIR lakehouse silver: current resources and SQL-on-FHIR views (Iceberg)",
+    );
+    this.goldDatabase = database(
+      "GoldDatabase",
+      LAKE_CONTRACT.gold.namespace,
+      this.lake.gold,
+      "FHIR lakehouse gold: analyst aggregates (Iceberg)",
+    );
 
     const out = (key: StackOutputKey, value: string, description: string) =>
       new CfnOutput(this, key, { value, description, exportName: exportName(config.name, key) });

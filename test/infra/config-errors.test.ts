@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ConfigError, loadConfig } from "../../config/load";
 import { checkDeployable } from "../../lib/stacks/pipeline-app";
+import type { CfnValue } from "./template-values";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const dev = () => JSON.parse(fs.readFileSync(path.join(ROOT, "config", "dev.json"), "utf8"));
@@ -23,12 +24,20 @@ function synth(configFile: string, outdir: string): Promise<{ code: number | nul
 }
 
 describe("a wrong config makes synth fail, naming the field", () => {
-  const cases: [string, (c: any) => void, RegExp][] = [
+  const cases: [string, (c: CfnValue) => void, RegExp][] = [
     ["an unknown field", (c) => (c.extraction.turbo = true), /extraction: Unrecognized key.*turbo/],
-    ["a negative concurrency", (c) => (c.extraction.concurrency = -3), /extraction\.concurrency: Number must be greater than or equal to 1/],
+    [
+      "a negative concurrency",
+      (c) => (c.extraction.concurrency = -3),
+      /extraction\.concurrency: Number must be greater than or equal to 1/,
+    ],
     ["a malformed Epic URL", (c) => (c.epic.baseUrl = "fhir.example-health.org/api/FHIR/R4"), /epic\.baseUrl: Invalid url/],
     ["a missing secret name", (c) => delete c.epic.privateKeySecretName, /epic\.privateKeySecretName: Required/],
-    ["a concurrency the SQS event source cannot run", (c) => (c.extraction.concurrency = 1), /extraction\.concurrency: must be at least 2 to deploy/],
+    [
+      "a concurrency the SQS event source cannot run",
+      (c) => (c.extraction.concurrency = 1),
+      /extraction\.concurrency: must be at least 2 to deploy/,
+    ],
   ];
 
   let results: { code: number | null; output: string }[];

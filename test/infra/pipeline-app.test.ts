@@ -17,7 +17,7 @@ import { readQueryFiles } from "../../lib/constructs/athena-named-queries";
 import { DEFAULT_QUERIES_DIR } from "../../lib/stacks/analytics-stack";
 import { ALARM_KINDS } from "../../lib/stacks/monitoring-stack";
 import { createPipelineApp, type PipelineStacks } from "../../lib/stacks/pipeline-app";
-import { asList, iamStatements, placeholder, roleStatements, type Resources, type Statement } from "./template-values";
+import { asList, iamStatements, placeholder, roleStatements, type CfnValue, type Resources, type Statement } from "./template-values";
 
 let config: PipelineConfig;
 let stacks: PipelineStacks;
@@ -92,9 +92,18 @@ describe("encryption with the lake's KMS key", () => {
   test("buckets: TLS only, no public access, versioned, access-logged, noncurrent versions expire", () => {
     for (const [id, b] of ofType("storage", "AWS::S3::Bucket")) {
       const p = b.Properties!;
-      expect(p.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+      expect(p.PublicAccessBlockConfiguration).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
       expect(p.VersioningConfiguration).toEqual({ Status: "Enabled" });
-      expect(p.LifecycleConfiguration.Rules.some((r: any) => r.NoncurrentVersionExpiration?.NoncurrentDays === config.storage.noncurrentVersionExpirationDays)).toBe(true);
+      expect(
+        p.LifecycleConfiguration.Rules.some(
+          (r: CfnValue) => r.NoncurrentVersionExpiration?.NoncurrentDays === config.storage.noncurrentVersionExpirationDays,
+        ),
+      ).toBe(true);
       if (!id.startsWith("AccessLogs")) expect(placeholder(p.LoggingConfiguration.DestinationBucketName)).toMatch(/^<Ref:AccessLogsBucket/);
     }
     const policies = ofType("storage", "AWS::S3::BucketPolicy");
@@ -107,7 +116,7 @@ describe("encryption with the lake's KMS key", () => {
 
   test("bronze moves to Infrequent Access then Glacier after the configured ages", () => {
     const [, bronze] = ofType("storage", "AWS::S3::Bucket").find(([id]) => id.startsWith("Bronze"))!;
-    const rule = bronze.Properties!.LifecycleConfiguration.Rules.find((r: any) => r.Transitions);
+    const rule = bronze.Properties!.LifecycleConfiguration.Rules.find((r: CfnValue) => r.Transitions);
     expect(rule.Transitions).toEqual([
       { StorageClass: "STANDARD_IA", TransitionInDays: config.storage.bronzeInfrequentAccessAfterDays },
       { StorageClass: "GLACIER", TransitionInDays: config.storage.bronzeGlacierAfterDays },
@@ -117,13 +126,16 @@ describe("encryption with the lake's KMS key", () => {
   test("the Glue databases of silver and gold exist, located in their buckets", () => {
     const dbs = ofType("storage", "AWS::Glue::Database").map(([, r]) => r.Properties!.DatabaseInput);
     expect(dbs.map((d) => d.Name).sort()).toEqual(["gold", "silver"]);
-    for (const d of dbs) expect(placeholder(d.LocationUri)).toMatch(new RegExp(`^s3://<Ref:${d.Name === "gold" ? "Gold" : "Silver"}Bucket.*>/${d.Name}$`));
+    for (const d of dbs)
+      expect(placeholder(d.LocationUri)).toMatch(new RegExp(`^s3://<Ref:${d.Name === "gold" ? "Gold" : "Silver"}Bucket.*>/${d.Name}$`));
   });
 });
 
 describe("least privilege", () => {
   test("no IAM statement in any stack grants every action, or every S3 action", () => {
-    const all = (Object.keys(resources) as (keyof PipelineStacks)[]).flatMap((s) => iamStatements(resources[s]).map((x) => ({ stack: s, ...x })));
+    const all = (Object.keys(resources) as (keyof PipelineStacks)[]).flatMap((s) =>
+      iamStatements(resources[s]).map((x) => ({ stack: s, ...x })),
+    );
     expect(all.length).toBeGreaterThan(40);
     const broad = all.filter(({ statement }) => asList(statement.Action).some((a) => a === "*" || /^[a-z0-9-]+:\*$/.test(a)));
     expect(broad).toEqual([]);
@@ -131,7 +143,9 @@ describe("least privilege", () => {
 
   /** The S3 object prefixes a function may use, per action, from its role's policies. */
   function s3Access(functionLogicalIdPrefix: string): Record<string, string[]> {
-    const [fnId, fn] = Object.entries(resources.ingestion).find(([id, r]) => r.Type === "AWS::Lambda::Function" && id.startsWith(functionLogicalIdPrefix))!;
+    const [fnId, fn] = Object.entries(resources.ingestion).find(
+      ([id, r]) => r.Type === "AWS::Lambda::Function" && id.startsWith(functionLogicalIdPrefix),
+    )!;
     const roleId = (fn.Properties!.Role as { "Fn::GetAtt": string[] })["Fn::GetAtt"][0];
     const out: Record<string, string[]> = {};
     for (const st of roleStatements(resources.ingestion, roleId)) {
@@ -154,7 +168,13 @@ describe("least privilege", () => {
     const ownParts = ["bronze/bronze/_rejects/*", "bronze/bronze/resource_type=*"];
     const list = ["bronze"]; // the bucket itself: lets a missing key read as 404, not 403
     const runRecords = { "s3:GetObject": [runs], "s3:PutObject": [runs], "s3:AbortMultipartUpload": [runs], "s3:ListBucket": list };
-    const worker = { "s3:GetObject": [runs], "s3:PutObject": data, "s3:AbortMultipartUpload": data, "s3:DeleteObject": ownParts, "s3:ListBucket": list };
+    const worker = {
+      "s3:GetObject": [runs],
+      "s3:PutObject": data,
+      "s3:AbortMultipartUpload": data,
+      "s3:DeleteObject": ownParts,
+      "s3:ListBucket": list,
+    };
     expect(s3Access("DownloadWorkerFunction")).toEqual(worker);
     expect(s3Access("SearchWorkerFunction")).toEqual(worker);
     expect(s3Access("BulkKickOffFunction")).toEqual(runRecords);
@@ -162,34 +182,43 @@ describe("least privilege", () => {
     expect(s3Access("FanOutFunction")).toEqual(runRecords);
     expect(s3Access("CheckDrainedFunction")).toEqual(runRecords);
     const metrics = ["metrics/metrics/performance_metrics/*"];
-    expect(s3Access("PublishMetricsFunction")).toEqual({ "s3:GetObject": [runs], "s3:ListBucket": list, "s3:PutObject": metrics, "s3:AbortMultipartUpload": metrics });
+    expect(s3Access("PublishMetricsFunction")).toEqual({
+      "s3:GetObject": [runs],
+      "s3:ListBucket": list,
+      "s3:PutObject": metrics,
+      "s3:AbortMultipartUpload": metrics,
+    });
   });
 
   test("the Spark job role reaches each layer by prefix and only the two Glue databases", () => {
     const roleId = Object.entries(resources.processing).find(([id, r]) => r.Type === "AWS::IAM::Role" && id.startsWith("JobRole"))![0];
     const sts = roleStatements(resources.processing, roleId);
-    const s3Objects = sts.filter((s) => asList(s.Action).some((a) => a.startsWith("s3:") && a !== "s3:ListBucket")).flatMap((s) => asList(s.Resource).map((r) => String(placeholder(r))));
+    const s3Objects = sts
+      .filter((s) => asList(s.Action).some((a) => a.startsWith("s3:") && a !== "s3:ListBucket"))
+      .flatMap((s) => asList(s.Resource).map((r) => String(placeholder(r))));
     for (const r of s3Objects) {
-      expect(r).toMatch(/(\/bronze\/\*|\/silver\/\*|\/gold\/\*|\/metrics\/performance_metrics\/\*|\/emr-logs\/\*|cdk-hnb659fds-assets-[^/]*\/[0-9a-f]{64}\.(zip|py))$/);
+      expect(r).toMatch(
+        /(\/bronze\/\*|\/silver\/\*|\/gold\/\*|\/metrics\/performance_metrics\/\*|\/emr-logs\/\*|cdk-hnb659fds-assets-[^/]*\/[0-9a-f]{64}\.(zip|py))$/,
+      );
     }
     const glue = sts.find((s) => s.Sid === "GlueCatalogOfTheLake")!;
-    expect(asList(glue.Resource).map((r) => String(placeholder(r)).replace(/^arn:<Ref:AWS::Partition>:glue:<Ref:AWS::Region>:<Ref:AWS::AccountId>:/, "")).sort()).toEqual([
-      "catalog",
-      "database/gold",
-      "database/silver",
-      "table/gold/*",
-      "table/silver/*",
-    ]);
+    expect(
+      asList(glue.Resource)
+        .map((r) => String(placeholder(r)).replace(/^arn:<Ref:AWS::Partition>:glue:<Ref:AWS::Region>:<Ref:AWS::AccountId>:/, ""))
+        .sort(),
+    ).toEqual(["catalog", "database/gold", "database/silver", "table/gold/*", "table/silver/*"]);
   });
 
   test("the extractors' security group allows HTTPS to Epic's CIDRs and the VPC only", () => {
     const [, sg] = ofType("ingestion", "AWS::EC2::SecurityGroup").find(([id]) => id.startsWith("ExtractorSecurityGroup"))!;
-    const egress = sg.Properties!.SecurityGroupEgress.map((e: any) => `${e.IpProtocol}:${e.FromPort}-${e.ToPort}:${e.CidrIp}`).sort();
+    const egress = sg.Properties!.SecurityGroupEgress.map((e: CfnValue) => `${e.IpProtocol}:${e.FromPort}-${e.ToPort}:${e.CidrIp}`).sort();
     expect(egress).toEqual([...config.network.epicEgressCidrs, config.network.vpcCidr].map((c) => `tcp:443-443:${c}`).sort());
   });
 
   test("VPC endpoints for S3, SQS, Secrets Manager, KMS, CloudWatch Logs, STS and Glue", () => {
-    const services = ofType("ingestion", "AWS::EC2::VPCEndpoint").map(([, r]) => String(placeholder(r.Properties!.ServiceName)).split(".").pop());
+    const services = ofType("ingestion", "AWS::EC2::VPCEndpoint").map(([, r]) =>
+      String(placeholder(r.Properties!.ServiceName)).split(".").pop(),
+    );
     expect(services.sort()).toEqual(["glue", "kms", "logs", "s3", "secretsmanager", "sqs", "sts"]);
   });
 });
@@ -201,9 +230,18 @@ describe("extractor functions", () => {
     expect(fns()).toHaveLength(7);
     for (const [id, f] of fns()) {
       const p = f.Properties!;
-      expect({ id, runtime: p.Runtime, arch: p.Architectures, tracing: p.TracingConfig }).toEqual({ id, runtime: "nodejs22.x", arch: ["arm64"], tracing: { Mode: "Active" } });
+      expect({ id, runtime: p.Runtime, arch: p.Architectures, tracing: p.TracingConfig }).toEqual({
+        id,
+        runtime: "nodejs22.x",
+        arch: ["arm64"],
+        tracing: { Mode: "Active" },
+      });
       expect(p.VpcConfig.SubnetIds.length).toBeGreaterThan(0);
-      expect(p.Environment.Variables).toMatchObject({ POWERTOOLS_SERVICE_NAME: "fhir-pipeline", POWERTOOLS_METRICS_NAMESPACE: "FhirLakehouse", POWERTOOLS_LOGGER_LOG_EVENT: "false" });
+      expect(p.Environment.Variables).toMatchObject({
+        POWERTOOLS_SERVICE_NAME: "fhir-pipeline",
+        POWERTOOLS_METRICS_NAMESPACE: "FhirLakehouse",
+        POWERTOOLS_LOGGER_LOG_EVENT: "false",
+      });
       expect(p.ReservedConcurrentExecutions).toBeGreaterThan(0);
       expect(isLakeKey(p.KmsKeyArn)).toBe(true);
     }
@@ -272,8 +310,14 @@ describe("processing", () => {
       MaximumCapacity: { Cpu: p.maximumCapacity.cpu, Memory: p.maximumCapacity.memory, Disk: p.maximumCapacity.disk },
       AutoStopConfiguration: { Enabled: true, IdleTimeoutMinutes: p.autoStopIdleMinutes },
       InitialCapacity: [
-        { Key: "Driver", Value: { WorkerCount: p.initialCapacity.driverWorkers, WorkerConfiguration: { Cpu: "2 vCPU", Memory: "9 GB", Disk: "20 GB" } } },
-        { Key: "Executor", Value: { WorkerCount: p.initialCapacity.executorWorkers, WorkerConfiguration: { Cpu: "4 vCPU", Memory: "16 GB", Disk: "20 GB" } } },
+        {
+          Key: "Driver",
+          Value: { WorkerCount: p.initialCapacity.driverWorkers, WorkerConfiguration: { Cpu: "2 vCPU", Memory: "9 GB", Disk: "20 GB" } },
+        },
+        {
+          Key: "Executor",
+          Value: { WorkerCount: p.initialCapacity.executorWorkers, WorkerConfiguration: { Cpu: "4 vCPU", Memory: "16 GB", Disk: "20 GB" } },
+        },
       ],
       NetworkConfiguration: Match.objectLike({ SubnetIds: Match.anyValue() }),
     });
@@ -281,7 +325,7 @@ describe("processing", () => {
 });
 
 describe("the state machine", () => {
-  let definition: any;
+  let definition: CfnValue;
   beforeAll(() => {
     const [, sm] = ofType("orchestration", "AWS::StepFunctions::StateMachine")[0];
     definition = JSON.parse(String(placeholder(sm.Properties!.DefinitionString)));
@@ -318,7 +362,9 @@ describe("the state machine", () => {
     const params = silver.Parameters.JobDriver.SparkSubmit.SparkSubmitParameters;
     expect(params).toContain(`--conf spark.sql.shuffle.partitions=${config.processing.spark.shufflePartitions}`);
     expect(params).toContain("--conf spark.sql.catalog.lake.catalog-impl=org.apache.iceberg.aws.glue.GlueCatalog");
-    expect(params).toMatch(/--conf spark\.submit\.pyFiles=s3:\/\/cdk-hnb659fds-assets-<Ref:AWS::AccountId>-<Ref:AWS::Region>\/[0-9a-f]{64}\.zip/);
+    expect(params).toMatch(
+      /--conf spark\.submit\.pyFiles=s3:\/\/cdk-hnb659fds-assets-<Ref:AWS::AccountId>-<Ref:AWS::Region>\/[0-9a-f]{64}\.zip/,
+    );
     expect(silver.Parameters.JobDriver.SparkSubmit.EntryPoint).toMatch(/\.py$/);
     expect(definition.States.ExtractGroups.MaxConcurrency).toBe(config.orchestration.maxParallelGroups);
     expect(definition.States.StartRun.Parameters.run.groupIds).toEqual(["group-a", "group-b"]);
@@ -329,7 +375,9 @@ describe("the state machine", () => {
       LoggingConfiguration: Match.objectLike({ Level: "ALL" }),
       TracingConfiguration: { Enabled: true },
     });
-    const roleId = Object.entries(resources.orchestration).find(([id, r]) => r.Type === "AWS::IAM::Role" && id.startsWith("StateMachineRole"))![0];
+    const roleId = Object.entries(resources.orchestration).find(
+      ([id, r]) => r.Type === "AWS::IAM::Role" && id.startsWith("StateMachineRole"),
+    )![0];
     const invoke = roleStatements(resources.orchestration, roleId).find((s) => s.Sid === "InvokeStepFunctions")!;
     expect(asList(invoke.Resource)).toHaveLength(Object.keys(LAMBDA_STEPS).length);
   });
@@ -397,10 +445,16 @@ describe("monitoring", () => {
   test("SQS age of the oldest message and any message in a dead-letter queue", () => {
     const age = named("QueueOldestMessageAge");
     expect(age).toHaveLength(2);
-    for (const a of age) expect([a.MetricName, a.Threshold]).toEqual(["ApproximateAgeOfOldestMessage", config.monitoring.queueOldestMessageAgeSeconds]);
+    for (const a of age)
+      expect([a.MetricName, a.Threshold]).toEqual(["ApproximateAgeOfOldestMessage", config.monitoring.queueOldestMessageAgeSeconds]);
     const dlq = named("DeadLetterMessages");
     expect(dlq).toHaveLength(2);
-    for (const a of dlq) expect([a.MetricName, a.Threshold, a.ComparisonOperator]).toEqual(["ApproximateNumberOfMessagesVisible", 1, "GreaterThanOrEqualToThreshold"]);
+    for (const a of dlq)
+      expect([a.MetricName, a.Threshold, a.ComparisonOperator]).toEqual([
+        "ApproximateNumberOfMessagesVisible",
+        1,
+        "GreaterThanOrEqualToThreshold",
+      ]);
   });
 
   test("state machine failures, time-outs, and duration above its anomaly band", () => {
@@ -408,21 +462,28 @@ describe("monitoring", () => {
     expect(named("RunsTimedOut").map((a) => a.MetricName)).toEqual(["ExecutionsTimedOut"]);
     const [band] = named("RunDurationAnomaly");
     expect(band.ComparisonOperator).toBe("GreaterThanUpperThreshold");
-    expect(band.Metrics.find((m: any) => m.MetricStat)?.MetricStat.Metric.MetricName).toBe("ExecutionTime");
-    expect(band.Metrics.find((m: any) => m.Expression)?.Expression).toMatch(/^ANOMALY_DETECTION_BAND\(/);
+    expect(band.Metrics.find((m: CfnValue) => m.MetricStat)?.MetricStat.Metric.MetricName).toBe("ExecutionTime");
+    expect(band.Metrics.find((m: CfnValue) => m.Expression)?.Expression).toMatch(/^ANOMALY_DETECTION_BAND\(/);
   });
 
   test("EMR job failures and duration, extraction throughput below its band, Athena bytes scanned", () => {
     const [failed] = named("SparkJobsFailed");
     expect([failed.Namespace, failed.MetricName]).toEqual(["AWS/EMRServerless", "FailedJobs"]);
     const [duration] = named("SparkJobDuration");
-    expect([duration.MetricName, duration.Threshold]).toEqual(["ServiceIntegrationRunTime", config.monitoring.emrJobMaxDurationMinutes * 60_000]);
+    expect([duration.MetricName, duration.Threshold]).toEqual([
+      "ServiceIntegrationRunTime",
+      config.monitoring.emrJobMaxDurationMinutes * 60_000,
+    ]);
     const [throughput] = named("ExtractionThroughputAnomaly");
     expect(throughput.ComparisonOperator).toBe("LessThanLowerThreshold");
-    const stat = throughput.Metrics.find((m: any) => m.MetricStat).MetricStat.Metric;
+    const stat = throughput.Metrics.find((m: CfnValue) => m.MetricStat).MetricStat.Metric;
     expect([stat.Namespace, stat.MetricName]).toEqual(["FhirLakehouse", "step_throughput"]);
     const [athena] = named("AthenaBytesScanned");
-    expect([athena.Namespace, athena.MetricName, athena.Threshold]).toEqual(["AWS/Athena", "ProcessedBytes", config.monitoring.athenaBytesScannedAlarm]);
+    expect([athena.Namespace, athena.MetricName, athena.Threshold]).toEqual([
+      "AWS/Athena",
+      "ProcessedBytes",
+      config.monitoring.athenaBytesScannedAlarm,
+    ]);
   });
 
   test("a dashboard exists", () => {
@@ -454,14 +515,19 @@ describe("compliance", () => {
     // would be an error or warning message of its stack.
     expect(nagged.map((m) => `${m.level} ${m.id}: ${String(m.entry.data).slice(0, 100)}`)).toEqual([]);
     for (const [name, list] of Object.entries(messages)) {
-      expect({ name, errors: list.filter((m) => m.level === "error").map((m) => String(m.entry.data).slice(0, 100)) }).toEqual({ name, errors: [] });
+      expect({ name, errors: list.filter((m) => m.level === "error").map((m) => String(m.entry.data).slice(0, 100)) }).toEqual({
+        name,
+        errors: [],
+      });
     }
   });
 
   test("both packs ran over every stack: their reports hold compliant and acknowledged rules, nothing else", () => {
     const reports = fs.readdirSync(outdir).filter((f) => f.endsWith("-NagReport.csv"));
     expect(reports.sort()).toEqual(
-      ["AwsSolutions", "HIPAA.Security"].flatMap((pack) => Object.values(stacks).map((st) => `${pack}--${st.stackName}-NagReport.csv`)).sort(),
+      ["AwsSolutions", "HIPAA.Security"]
+        .flatMap((pack) => Object.values(stacks).map((st) => `${pack}--${st.stackName}-NagReport.csv`))
+        .sort(),
     );
     const compliance: Record<string, number> = {};
     for (const f of reports) {
@@ -477,7 +543,7 @@ describe("compliance", () => {
   test("every acknowledgement carries a reason", () => {
     let count = 0;
     for (const t of Object.values(templates)) {
-      for (const [, r] of Object.entries(t.toJSON().Resources) as [string, any][]) {
+      for (const [, r] of Object.entries(t.toJSON().Resources) as [string, CfnValue][]) {
         for (const s of r.Metadata?.cdk_nag?.rules_to_suppress ?? []) {
           count++;
           expect(String(s.reason).length).toBeGreaterThan(60);

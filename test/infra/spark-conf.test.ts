@@ -33,7 +33,11 @@ describe("sparkConf", () => {
 
 describe("sparkSubmitParameters", () => {
   test("renders tuning, Iceberg with the Glue catalog, the package and extras as --conf pairs", () => {
-    const params = sparkSubmitParameters(spark, { warehouse: "s3://silver-bucket/silver", pyFiles: "s3://assets/pkg.zip", extraConf: { "spark.app.name": "x" } });
+    const params = sparkSubmitParameters(spark, {
+      warehouse: "s3://silver-bucket/silver",
+      pyFiles: "s3://assets/pkg.zip",
+      extraConf: { "spark.app.name": "x" },
+    });
     const pairs = params.split(" --conf ").map((p) => p.replace(/^--conf /, ""));
     const conf = Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]));
     expect(conf["spark.sql.catalog.lake"]).toBe("org.apache.iceberg.spark.SparkCatalog");

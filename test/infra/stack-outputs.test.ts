@@ -3,7 +3,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { readQueryFiles } from "../../lib/constructs/athena-named-queries";
-import { exportName, outputsFromExports, outputsFromStacks, STACK_OUTPUTS, stackName, stackNames, type StackOutputKey } from "../../lib/core/stack-outputs";
+import {
+  exportName,
+  outputsFromExports,
+  outputsFromStacks,
+  STACK_OUTPUTS,
+  stackName,
+  stackNames,
+  type StackOutputKey,
+} from "../../lib/core/stack-outputs";
 
 const keys = Object.keys(STACK_OUTPUTS) as StackOutputKey[];
 
@@ -41,12 +49,19 @@ describe("stack outputs", () => {
 describe("readQueryFiles", () => {
   test("one query per .sql file, named after it, described by its leading comments", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "queries-"));
-    fs.writeFileSync(path.join(dir, "monthly_admissions.sql"), "-- Inpatient admissions per month\n-- from gold.encounter_monthly\nSELECT 1\n");
+    fs.writeFileSync(
+      path.join(dir, "monthly_admissions.sql"),
+      "-- Inpatient admissions per month\n-- from gold.encounter_monthly\nSELECT 1\n",
+    );
     fs.writeFileSync(path.join(dir, "bare.sql"), "SELECT 2");
     fs.writeFileSync(path.join(dir, "notes.md"), "not a query");
     expect(readQueryFiles(dir)).toEqual([
       { name: "bare", description: "bare", sql: "SELECT 2" },
-      { name: "monthly_admissions", description: "Inpatient admissions per month from gold.encounter_monthly", sql: "-- Inpatient admissions per month\n-- from gold.encounter_monthly\nSELECT 1" },
+      {
+        name: "monthly_admissions",
+        description: "Inpatient admissions per month from gold.encounter_monthly",
+        sql: "-- Inpatient admissions per month\n-- from gold.encounter_monthly\nSELECT 1",
+      },
     ]);
     expect(readQueryFiles(path.join(dir, "missing"))).toEqual([]);
   });

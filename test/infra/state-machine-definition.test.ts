@@ -21,16 +21,24 @@ import {
   type SparkJobInput,
 } from "../../lib/core/pipeline-steps";
 import { renderStateMachineDefinition, type AslDefinition } from "../../lib/core/state-machine-definition";
+import type { CfnValue } from "./template-values";
 
-type Handler = (input: any) => Promise<any>;
+type Handler = (input: CfnValue) => Promise<CfnValue>;
 
 const config: PipelineConfig = loadConfig("dev");
 const twoGroups: PipelineConfig = { ...config, epic: { ...config.epic, groupIds: ["group-a", "group-b"] } };
-const lake = { bronze: "file:///w/lake/bronze", silver: "file:///w/lake/silver", gold: "file:///w/lake/gold", metrics: "file:///w/lake/metrics" };
+const lake = {
+  bronze: "file:///w/lake/bronze",
+  silver: "file:///w/lake/silver",
+  gold: "file:///w/lake/gold",
+  metrics: "file:///w/lake/metrics",
+};
 
 /** A scripted set of steps that records the order it was called in. */
-function scriptedSteps(opts: { pollsBeforeComplete?: number; drainChecks?: DrainStatus["state"][]; failAt?: string; failName?: string } = {}) {
-  const calls: { step: string; input: any }[] = [];
+function scriptedSteps(
+  opts: { pollsBeforeComplete?: number; drainChecks?: DrainStatus["state"][]; failAt?: string; failName?: string } = {},
+) {
+  const calls: { step: string; input: CfnValue }[] = [];
   const polls = new Map<string, number>();
   const drains = [...(opts.drainChecks ?? ["drained"])];
   const record =
@@ -55,13 +63,28 @@ function scriptedSteps(opts: { pollsBeforeComplete?: number; drainChecks?: Drain
       const n = (polls.get(groupId) ?? 0) + 1;
       polls.set(groupId, n);
       const done = n > (opts.pollsBeforeComplete ?? 1);
-      return { ...exp, state: done ? "complete" : "in-progress", retryAfterSeconds: 30, ...(done ? { manifestUri: `file:///w/m-${groupId}.json`, outputFiles: 3 } : {}) };
+      return {
+        ...exp,
+        state: done ? "complete" : "in-progress",
+        retryAfterSeconds: 30,
+        ...(done ? { manifestUri: `file:///w/m-${groupId}.json`, outputFiles: 3 } : {}),
+      };
     }),
-    FanOut: record("FanOut", async (input: GroupState): Promise<FanOutOutput> => ({ groupId: input.groupId, mode: input.run.mode, unitsEnqueued: input.export ? input.export.outputFiles ?? 0 : 5 })),
+    FanOut: record("FanOut", async (input: GroupState): Promise<FanOutOutput> => ({
+      groupId: input.groupId,
+      mode: input.run.mode,
+      unitsEnqueued: input.export ? (input.export.outputFiles ?? 0) : 5,
+    })),
     CheckDrained: record("CheckDrained", async ({ groups }): Promise<DrainStatus> => {
       const enq = (groups as FanOutOutput[]).reduce((s, g) => s + g.unitsEnqueued, 0);
       const state = drains.length > 1 ? drains.shift()! : drains[0];
-      return { state, unitsEnqueued: enq, unitsDone: state === "drained" ? enq : 0, unitsFailed: state === "failed" ? 1 : 0, waitSeconds: 15 };
+      return {
+        state,
+        unitsEnqueued: enq,
+        unitsDone: state === "drained" ? enq : 0,
+        unitsFailed: state === "failed" ? 1 : 0,
+        waitSeconds: 15,
+      };
     }),
     SilverJob: record("SilverJob", async (p: SparkJobInput) => ({ ApplicationId: p.ApplicationId, JobRunId: "silver-1" })),
     GoldJob: record("GoldJob", async (p: SparkJobInput) => ({ ApplicationId: p.ApplicationId, JobRunId: "gold-1" })),
@@ -73,12 +96,12 @@ function scriptedSteps(opts: { pollsBeforeComplete?: number; drainChecks?: Drain
 }
 
 async function run(def: AslDefinition, input: object, handlers: Record<string, Handler>, runId = "run-1") {
-  const sm = new StateMachine(def as any);
+  const sm = new StateMachine(def as CfnValue);
   const waits = Object.fromEntries(WAIT_STEPS.map((w) => [w, 0]));
   const retries = Object.fromEntries(TASK_STEPS.map((t) => [t, 0]));
-  const execution = sm.run(input as any, {
+  const execution = sm.run(input as CfnValue, {
     overrides: { taskResourceLocalHandlers: handlers, waitTimeOverrides: waits, retryIntervalOverrides: retries },
-    context: localContext(runId, input) as any,
+    context: localContext(runId, input) as CfnValue,
   });
   return execution.result;
 }
@@ -90,12 +113,12 @@ describe("the pipeline state machine definition", () => {
     const result = aslValidator(structuredClone(def)); // it annotates what it is given
     expect(result.errorsText("\n")).toBe("");
     expect(result.isValid).toBe(true);
-    expect(() => new StateMachine(def as any)).not.toThrow();
+    expect(() => new StateMachine(def as CfnValue)).not.toThrow();
   });
 
   test("contains each step, with the documented types", () => {
     const s = def.States;
-    const inner = (s.ExtractGroups.ItemProcessor as any).States;
+    const inner = (s.ExtractGroups.ItemProcessor as CfnValue).States;
     expect(s.ChooseMode.Type).toBe("Choice");
     expect(s.StartRun.Type).toBe("Pass");
     expect(s.ExtractGroups.Type).toBe("Map");
@@ -114,14 +137,14 @@ describe("the pipeline state machine definition", () => {
   });
 
   test("every Task retries with backoff; every top-level Task and the Map catch into NotifyFailure", () => {
-    const inner = (def.States.ExtractGroups.ItemProcessor as any).States;
-    const tasks = [...Object.entries(def.States), ...Object.entries(inner)].filter(([, s]: any) => s.Type === "Task");
+    const inner = (def.States.ExtractGroups.ItemProcessor as CfnValue).States;
+    const tasks = [...Object.entries(def.States), ...Object.entries(inner)].filter(([, s]: CfnValue) => s.Type === "Task");
     expect(tasks.map(([n]) => n).sort()).toEqual([...TASK_STEPS].sort());
-    for (const [name, state] of tasks as [string, any][]) {
-      expect({ name, retry: state.Retry.some((r: any) => r.MaxAttempts > 0 && r.BackoffRate >= 2) }).toEqual({ name, retry: true });
+    for (const [name, state] of tasks as [string, CfnValue][]) {
+      expect({ name, retry: state.Retry.some((r: CfnValue) => r.MaxAttempts > 0 && r.BackoffRate >= 2) }).toEqual({ name, retry: true });
       expect(state.TimeoutSeconds).toBeGreaterThan(0);
     }
-    for (const [name, state] of Object.entries(def.States) as [string, any][]) {
+    for (const [name, state] of Object.entries(def.States) as [string, CfnValue][]) {
       if ((state.Type === "Task" && name !== "NotifyFailure") || state.Type === "Map") {
         expect({ name, next: state.Catch[0].Next }).toEqual({ name, next: "NotifyFailure" });
       }
@@ -130,7 +153,7 @@ describe("the pipeline state machine definition", () => {
 
   test("bulk mode: kick-off, poll until complete (Wait driven by Retry-After), fan out, drain, silver, gold, maintenance, metrics", async () => {
     const s = scriptedSteps({ pollsBeforeComplete: 2, drainChecks: ["pending", "pending", "drained"] });
-    const out: any = await run(renderStateMachineDefinition(twoGroups, { lake, catalog: "local" }), { mode: "bulk" }, s.handlers);
+    const out: CfnValue = await run(renderStateMachineDefinition(twoGroups, { lake, catalog: "local" }), { mode: "bulk" }, s.handlers);
     const steps = s.steps();
     expect(steps.filter((x) => x === "BulkKickOff")).toHaveLength(2);
     expect(steps.filter((x) => x === "PollBulkStatus")).toHaveLength(6); // 3 polls per group
@@ -151,7 +174,9 @@ describe("the pipeline state machine definition", () => {
     const silver = s.calls.find((c) => c.step === "SilverJob")!.input as SparkJobInput;
     expect(silver.Name).toBe("silver-run-42");
     expect(silver.JobDriver.SparkSubmit.EntryPointArguments).toEqual(sparkJobArguments("silver", "run-42", lake, "local"));
-    expect(silver.JobDriver.SparkSubmit.SparkSubmitParameters).toContain(`--conf spark.executor.memory=${config.processing.spark.executorMemory}`);
+    expect(silver.JobDriver.SparkSubmit.SparkSubmitParameters).toContain(
+      `--conf spark.executor.memory=${config.processing.spark.executorMemory}`,
+    );
     const metrics = s.calls.find((c) => c.step === "PublishMetrics")!.input;
     expect(metrics.silver.JobRunId).toBe("silver-1");
     expect(metrics.maintenance.JobRunId).toBe("maint-1");
@@ -167,11 +192,11 @@ describe("the pipeline state machine definition", () => {
 
   test("no mode in the input means the config's mode; search mode skips kick-off and polling", async () => {
     const dflt = scriptedSteps();
-    const out: any = await run(def, {}, dflt.handlers);
+    const out: CfnValue = await run(def, {}, dflt.handlers);
     expect(out.run.mode).toBe(config.extraction.mode);
 
     const s = scriptedSteps();
-    const result: any = await run(def, { mode: "search", resourceTypes: ["Patient"] }, s.handlers);
+    const result: CfnValue = await run(def, { mode: "search", resourceTypes: ["Patient"] }, s.handlers);
     expect(s.steps()).not.toContain("BulkKickOff");
     expect(s.steps()).not.toContain("PollBulkStatus");
     expect(s.steps()[0]).toBe("FanOut");
@@ -184,7 +209,7 @@ describe("the pipeline state machine definition", () => {
     ["a failed kick-off (non-retryable)", { failAt: "BulkKickOff", failName: "EpicRequestRejected" }, "EpicRequestRejected"],
     ["units in a dead-letter queue", { drainChecks: ["failed"] as DrainStatus["state"][] }, "UnitsFailed"],
     ["a failed Spark job", { failAt: "GoldJob" }, "Error"],
-  ])("%s ends in NotifyFailure then RunFailed", async (_label, opts: any, errorName) => {
+  ])("%s ends in NotifyFailure then RunFailed", async (_label, opts: CfnValue, errorName) => {
     const s = scriptedSteps(opts);
     // aws-local-stepfunctions wraps the Fail state's error in an ExecutionError (as `cause`).
     await expect(run(def, opts.input ?? {}, s.handlers)).rejects.toMatchObject({ cause: { name: errorName } });
@@ -201,7 +226,17 @@ describe("the pipeline state machine definition", () => {
 
   test("state names are stable: the local runner overrides exactly these", () => {
     expect([...TASK_STEPS].sort()).toEqual(
-      ["BulkKickOff", "CheckDrained", "FanOut", "GoldJob", "Maintenance", "NotifyFailure", "PollBulkStatus", "PublishMetrics", "SilverJob"].sort(),
+      [
+        "BulkKickOff",
+        "CheckDrained",
+        "FanOut",
+        "GoldJob",
+        "Maintenance",
+        "NotifyFailure",
+        "PollBulkStatus",
+        "PublishMetrics",
+        "SilverJob",
+      ].sort(),
     );
     expect(STEP.waitForExport).toBe("WaitForExport");
   });

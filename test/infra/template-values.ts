@@ -1,6 +1,10 @@
 // Reading synthesized CloudFormation in tests: intrinsic functions rendered as readable placeholder
 // strings, and the statements of every IAM policy in a template.
 
+/** A value of synthesized CloudFormation (or of an ASL definition): untyped JSON, read by tests. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type CfnValue = any;
+
 /** Renders Ref/GetAtt/ImportValue/Join/Sub as strings: <Ref:X>, <X.Attr>, <Import:name>, joined text. */
 export function placeholder(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(placeholder);
@@ -34,7 +38,7 @@ export interface Statement {
   Sid?: string;
 }
 
-export type Resources = Record<string, { Type: string; Properties?: Record<string, any> }>;
+export type Resources = Record<string, { Type: string; Properties?: Record<string, CfnValue> }>;
 
 /** Every statement of every IAM policy, managed policy and role inline policy of a template. */
 export function iamStatements(resources: Resources): { policy: string; statement: Statement }[] {
@@ -53,6 +57,10 @@ export const asList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] 
 /** The statements of the inline policies attached to one role (by the role's logical id). */
 export function roleStatements(resources: Resources, roleId: string): Statement[] {
   return Object.values(resources)
-    .filter((r) => (r.Type === "AWS::IAM::Policy" || r.Type === "AWS::IAM::ManagedPolicy") && asList(r.Properties?.Roles).some((x: any) => x?.Ref === roleId))
+    .filter(
+      (r) =>
+        (r.Type === "AWS::IAM::Policy" || r.Type === "AWS::IAM::ManagedPolicy") &&
+        asList(r.Properties?.Roles).some((x: CfnValue) => x?.Ref === roleId),
+    )
     .flatMap((r) => r.Properties!.PolicyDocument.Statement as Statement[]);
 }
