@@ -112,6 +112,8 @@ export class IngestionStack extends Stack {
       ["Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
       ["Sts", ec2.InterfaceVpcEndpointAwsService.STS],
       ["Glue", ec2.InterfaceVpcEndpointAwsService.GLUE],
+      // The X-Ray daemon in a VPC function uploads trace segments through the VPC.
+      ["XRay", ec2.InterfaceVpcEndpointAwsService.XRAY],
     ];
     for (const [name, service] of endpoints) {
       this.vpc.addInterfaceEndpoint(`${name}Endpoint`, {

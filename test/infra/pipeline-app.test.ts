@@ -215,11 +215,11 @@ describe("least privilege", () => {
     expect(egress).toEqual([...config.network.epicEgressCidrs, config.network.vpcCidr].map((c) => `tcp:443-443:${c}`).sort());
   });
 
-  test("VPC endpoints for S3, SQS, Secrets Manager, KMS, CloudWatch Logs, STS and Glue", () => {
+  test("VPC endpoints for S3, SQS, Secrets Manager, KMS, CloudWatch Logs, STS, Glue and X-Ray", () => {
     const services = ofType("ingestion", "AWS::EC2::VPCEndpoint").map(([, r]) =>
       String(placeholder(r.Properties!.ServiceName)).split(".").pop(),
     );
-    expect(services.sort()).toEqual(["glue", "kms", "logs", "s3", "secretsmanager", "sqs", "sts"]);
+    expect(services.sort()).toEqual(["glue", "kms", "logs", "s3", "secretsmanager", "sqs", "sts", "xray"]);
   });
 });
 
