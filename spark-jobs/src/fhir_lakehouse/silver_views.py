@@ -171,13 +171,14 @@ def _never_written(spark: SparkSession, table: str) -> bool:
     return spark.sql(f"SELECT 1 FROM {qualified(table)}.snapshots LIMIT 1").count() == 0
 
 
-def _last_summary(spark: SparkSession, table: str) -> dict[str, str]:
+def _last_snapshot(spark: SparkSession, table: str) -> tuple[int | None, dict[str, str]]:
+    """The table's newest snapshot: (id, summary)."""
     row = (
-        spark.sql(f"SELECT summary FROM {qualified(table)}.snapshots")
+        spark.sql(f"SELECT snapshot_id, summary FROM {qualified(table)}.snapshots")
         .orderBy(F.col("committed_at").desc())
         .first()
     )
-    return dict(row["summary"]) if row is not None else {}
+    return (int(row["snapshot_id"]), dict(row["summary"])) if row is not None else (None, {})
 
 
 def _source(spark: SparkSession, resource_type: str, run_id: str | None) -> DataFrame:
@@ -213,7 +214,7 @@ def _write_view(
     table = qualified(view.name)
     schema = spark.table(table).schema
     aligned = _aligned(rows, schema)
-    before = _last_summary(spark, view.name).get("snapshot-id")
+    before, _ = _last_snapshot(spark, view.name)
     if delete_ids is None:
         aligned.writeTo(table).append()
     else:
@@ -225,8 +226,8 @@ def _write_view(
         source.createOrReplaceTempView(temp)
         spark.sql(view_refresh_sql(table, temp, view.key, schema.fieldNames()))
         spark.catalog.dropTempView(temp)
-    summary = _last_summary(spark, view.name)
-    if summary and summary.get("snapshot-id") != before:
+    after, summary = _last_snapshot(spark, view.name)
+    if after != before:
         refresh.rows_written += int(summary.get("added-records", 0))
         refresh.rows_deleted += int(summary.get("added-position-deletes", 0)) + int(
             summary.get("deleted-records", 0)
