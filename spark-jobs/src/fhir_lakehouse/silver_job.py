@@ -41,9 +41,9 @@ from fhir_lakehouse.silver_bronze import (
     SYSTEM_SCOPE,
     RunManifest,
     bronze_reject_counts,
-    list_run_partitions,
     read_manifest,
     read_run,
+    run_inputs,
 )
 from fhir_lakehouse.silver_merge import (
     DELETE,
@@ -259,10 +259,10 @@ def run_silver(
     bronze = bronze_uri or layer_uri(lake_root, "bronze")
     with timer("read_manifest"):
         manifest = read_manifest(spark, bronze, run_id)
-        partitions = list_run_partitions(spark, bronze, run_id)
-        result.bronze_rejected = bronze_reject_counts(spark, bronze, run_id)
+        partitions = run_inputs(spark, bronze, manifest)
+        result.bronze_rejected = bronze_reject_counts(spark, bronze, manifest)
     result.complete_snapshot, result.scope = manifest.complete, manifest.scope
-    log.info("silver run %s: %d bronze partitions", run_id, len(partitions))
+    log.info("silver run %s: reading %d bronze paths", run_id, len(partitions))
     with timer("prepare_tables"):
         ensure_core_tables(spark)
         silver_views.ensure_view_tables(spark, views)
@@ -335,28 +335,33 @@ def run_silver(
             deletes, releases = _plan_deletes(
                 spark, manifest, latest_keys=classified, result=result
             )
-            deletes = keep(deletes)
-            for r in _count_by(deletes, "resource_type"):
-                result.types.setdefault(r["resource_type"], TypeCounts()).deleted = int(r["count"])
-            releases = keep(releases)
-            n_releases = releases.count()
+            n_releases = 0
+            if manifest.deleted or manifest.complete:  # otherwise both are empty: no Spark job
+                deletes = keep(deletes)
+                for r in _count_by(deletes, "resource_type"):
+                    c = result.types.setdefault(r["resource_type"], TypeCounts())
+                    c.deleted = int(r["count"])
+                releases = keep(releases)
+                n_releases = releases.count()
+        n_changes = sum(c.inserted + c.updated + c.deleted for c in result.types.values())
 
         good = checked.where(F.col("_reason").isNull()).select(*KEY, *LOCATOR, "_op")
         with timer("log_changes"):
             changes = good.select(*KEY, "_op").unionByName(
                 deletes.select(*KEY, F.lit(DELETE).alias("_op"))
             )
-            append_new(
-                changes.select(
-                    F.lit(run_id).alias("run_id"),
-                    *KEY,
-                    F.col("_op").alias("op"),
-                    F.lit(_now()).alias("changed_at"),
-                ),
-                CHANGES,
-                ["resource_type", "id", "op"],
-                run_id,
-            )
+            if n_changes:
+                append_new(
+                    changes.select(
+                        F.lit(run_id).alias("run_id"),
+                        *KEY,
+                        F.col("_op").alias("op"),
+                        F.lit(_now()).alias("changed_at"),
+                    ),
+                    CHANGES,
+                    ["resource_type", "id", "op"],
+                    run_id,
+                )
 
         with timer("write_resources"):
             resource_cols = [f.name for f in RESOURCES_SCHEMA.fields]
@@ -400,7 +405,8 @@ def run_silver(
                 spark.catalog.dropTempView(view)
 
         with timer("changed_patients"):
-            _record_changed_patients(spark, run_id, classified, stored, deletes, good)
+            if n_changes:
+                _record_changed_patients(spark, run_id, classified, stored, deletes, good)
 
         with timer("refresh_views"):
             pending = _unfinished_runs(spark, run_id)
@@ -556,8 +562,8 @@ def _record_metrics(metrics: MetricsCollector, result: SilverResult) -> None:
 def settings_from_json(text_or_path: str) -> dict[str, Any]:
     """Spark settings from a JSON file or inline JSON: a whole config (processing.localSpark is
     used), a `processing` block, or the settings object itself."""
-    path = Path(text_or_path)
-    doc = json.loads(path.read_text(encoding="utf-8") if path.is_file() else text_or_path)
+    inline = text_or_path.lstrip().startswith("{")
+    doc = json.loads(text_or_path if inline else Path(text_or_path).read_text(encoding="utf-8"))
     if "processing" in doc:
         doc = doc["processing"]
     if "localSpark" in doc:
@@ -576,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument(
-        "--lake", required=True, help="lake root URI: file:///path or s3://bucket/prefix"
+        "--lake",
+        help="lake root URI: file:///path or s3://bucket/prefix (default: the parent of --silver)",
     )
     parser.add_argument("--run-id", required=True, help="the bronze run to process")
     parser.add_argument(
@@ -591,7 +598,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-metrics", action="store_true", help="do not write {lake}/metrics/performance_metrics"
     )
+    # The orchestrator's uniform job arguments (lib/core/pipeline-steps.ts sparkJobArguments).
+    parser.add_argument(
+        "--silver", help="silver layer URI (orchestrator form; lake root is its parent)"
+    )
+    parser.add_argument("--gold", help=argparse.SUPPRESS)
+    parser.add_argument("--metrics", help=argparse.SUPPRESS)
+    parser.add_argument("--catalog", choices=["local", "glue"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not args.lake:
+        if not args.silver:
+            parser.error("give --lake URI (or the layer URIs --bronze/--silver)")
+        args.lake = str(args.silver).rstrip("/").rsplit("/", 1)[0]
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
