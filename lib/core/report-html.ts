@@ -133,7 +133,10 @@ export function renderReportHtml(report: RunReport, rows: readonly MetricRecord[
     highlight: report.bottleneck?.step === s.step,
   }));
   const tputBars = report.steps.filter((s) => s.throughput !== undefined).map((s) => ({ label: s.step, value: s.throughput as number }));
-  const countBars = report.counts.map((c) => ({ label: `${c.step}: ${c.name}`, value: c.value }));
+  // Spark stage counts are sums over stages (in the Spark section); the layer counts are the rest.
+  const countBars = report.counts
+    .filter((c) => !c.name.startsWith("spark."))
+    .map((c) => ({ label: `${c.step}: ${c.name}`, value: c.value }));
   const slowBars = report.slowest.map((o) => ({ label: `${o.step}: ${o.name}`, value: o.seconds, text: `${num(o.seconds)} s` }));
   const sparkBars = sparkStageBars(rows, run.runId);
 
