@@ -329,7 +329,7 @@ class ViewCompiler:
         def descend(collection: Val, depth: int) -> Any:
             # a one-argument lambda: Spark's transform passes the index to a second parameter
             def visit(c: Any) -> Any:
-                return subtree(replace(collection, col=c, many=False), depth)
+                return subtree(replace(collection, first=None, col=c, many=False), depth)
 
             return fx.flatten(fx.transform(self.expr.as_array(collection), visit))
 

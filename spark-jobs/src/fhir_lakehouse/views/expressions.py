@@ -34,8 +34,6 @@ _SYSTEM_NAMES = {
     "System.DateTime": "dateTime",
     "System.Time": "time",
 }
-# FHIR ids are [A-Za-z0-9-.]{1,64}, but Epic's can be longer: accept any non-slash run.
-REFERENCE_RE = r"^(?:.*/)?([A-Z][A-Za-z0-9]*)/([^/]+?)(?:/_history/[^/]+)?$"
 
 
 class CompileError(Exception):
@@ -83,6 +81,7 @@ class Val:
     choice: Choice | None = None
     raw: Any = None  # a primitive's JSON text column before casting (boundaries need precision)
     literal: object = None  # the Python value of a literal (join() needs its separator as text)
+    first: Any = None  # a cheaper equivalent of first() when the compiler knows one
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,7 +192,10 @@ class ExpressionCompiler:
         many = v.many or element.is_array
         if v.many and element.is_array:
             col = self.fx.flatten(self.fx.filter(col, lambda x: x.isNotNull()))
-        if many:
+        # Items absent in some parents, and primitives whose array holds nulls as placeholders for
+        # `_element` extensions, are dropped. An array of objects read straight from the JSON has
+        # no nulls in valid FHIR, so it is used as is (no per-row copy).
+        if many and (v.many or primitive):
             col = self.fx.filter(col, lambda x: x.isNotNull())
         raw = col if primitive else None
         if primitive:
@@ -228,11 +230,13 @@ class ExpressionCompiler:
             )
 
         def keep(x: Any) -> Any:
-            return self.fx.coalesce(predicate(replace(v, col=x, many=False)), self.fx.lit(False))
+            return self.fx.coalesce(
+                predicate(replace(v, first=None, col=x, many=False)), self.fx.lit(False)
+            )
 
         if v.many:
-            return replace(v, col=self.fx.filter(v.col, keep), raw=None)
-        return replace(v, col=self.fx.when(keep(v.col), v.col), raw=None)
+            return replace(v, first=None, col=self.fx.filter(v.col, keep), raw=None)
+        return replace(v, first=None, col=self.fx.when(keep(v.col), v.col), raw=None)
 
     def exists(self, v: Val) -> Any:
         """True when the collection has at least one item."""
@@ -281,8 +285,10 @@ class ExpressionCompiler:
             target = self.compile(node.target, scope)
             index = self.singleton(self.compile(node.index, scope))
             if target.many:
-                return replace(target, col=self.fx.get(target.col, index), many=False, raw=None)
-            return replace(target, col=self.fx.when(index == 0, target.col), raw=None)
+                return replace(
+                    target, first=None, col=self.fx.get(target.col, index), many=False, raw=None
+                )
+            return replace(target, first=None, col=self.fx.when(index == 0, target.col), raw=None)
         if isinstance(node, fp.Call):
             return self.call(node, scope)
         if isinstance(node, fp.Binary):
@@ -326,12 +332,16 @@ class ExpressionCompiler:
                 ):
                     raise CompileError(f"cannot union {left.type} with {right.type}")
             kept = right if left.type == "empty" else left
-            return Val(
+            union = Val(
                 fx.array_distinct(fx.concat(self.as_array(left), self.as_array(right))),
                 True,
                 kept.type,
                 kept.node if left.node is right.node else None,
             )
+            if not left.many and not right.many:
+                # (a | b).first() of two single values is coalesce(a, b): no arrays per row
+                return replace(union, first=fx.coalesce(left.col, right.col))
+            return union
         a = self.singleton(left)
         b = self.singleton(right)
         for v in (left, right):
@@ -435,25 +445,29 @@ class ExpressionCompiler:
             )
         if not v.many:
             return v
+        if v.first is not None:
+            return replace(v, col=v.first, many=False, raw=None, first=None)
         raw = self.fx.get(v.raw, self.fx.lit(0)) if v.raw is not None else None
-        return replace(v, col=self.fx.get(v.col, self.fx.lit(0)), many=False, raw=raw)
+        return replace(v, first=None, col=self.fx.get(v.col, self.fx.lit(0)), many=False, raw=raw)
 
     def fn_last(self, v: Val, args: tuple[fp.Node, ...], scope: Scope) -> Val:
         """last()."""
         self._args(args, 0, 0, "last")
         if not v.many:
             return v
-        return replace(v, col=self.fx.get(v.col, self.size(v.col) - 1), many=False, raw=None)
+        return replace(
+            v, first=None, col=self.fx.get(v.col, self.size(v.col) - 1), many=False, raw=None
+        )
 
     def fn_single(self, v: Val, args: tuple[fp.Node, ...], scope: Scope) -> Val:
         """single()."""
         self._args(args, 0, 0, "single")
-        return replace(v, col=self.singleton(v), many=False, raw=None)
+        return replace(v, first=None, col=self.singleton(v), many=False, raw=None)
 
     def fn_distinct(self, v: Val, args: tuple[fp.Node, ...], scope: Scope) -> Val:
         """distinct()."""
         self._args(args, 0, 0, "distinct")
-        return replace(v, col=self.fx.array_distinct(v.col), raw=None) if v.many else v
+        return replace(v, first=None, col=self.fx.array_distinct(v.col), raw=None) if v.many else v
 
     def fn_not(self, v: Val, args: tuple[fp.Node, ...], scope: Scope) -> Val:
         """not()."""
@@ -465,7 +479,7 @@ class ExpressionCompiler:
         self._args(args, 1, 1, "all")
 
         def test(x: Any) -> Any:
-            item = replace(v, col=x, many=False)
+            item = replace(v, first=None, col=x, many=False)
             return self.fx.coalesce(
                 self.boolean(
                     self.compile(args[0], self._item_scope(scope, item)), "all() criteria"
@@ -547,12 +561,21 @@ class ExpressionCompiler:
             raise CompileError(f"getReferenceKey(): {wanted!r} is not a resource type")
         fx = self.fx
         reference = self.navigate(v, "reference")
+        resource_types = self.model.resource_types()
 
         def key(ref: Any) -> Any:
-            ref_id = fx.regexp_extract(ref, REFERENCE_RE, 2)
-            ok = ref_id != ""
+            # string functions, not a regex: this runs for every reference of every resource.
+            # Handles "Type/id", absolute URLs ".../Type/id" and ".../Type/id/_history/n".
+            versionless = fx.when(
+                fx.instr(ref, "/_history/") > 0, fx.substring_index(ref, "/_history/", 1)
+            ).otherwise(ref)
+            ref_id = fx.substring_index(versionless, "/", -1)
+            ref_type = fx.substring_index(fx.substring_index(versionless, "/", -2), "/", 1)
+            ok = (fx.instr(versionless, "/") > 0) & (ref_id != "")
             if wanted is not None:
-                ok = ok & (fx.regexp_extract(ref, REFERENCE_RE, 1) == _normalize_type(wanted))
+                ok = ok & (ref_type == _normalize_type(wanted))
+            else:
+                ok = ok & ref_type.isin(resource_types)
             return fx.when(ok, ref_id)
 
         return self.map_items(reference, key, "string")
@@ -636,7 +659,9 @@ class ExpressionCompiler:
                 v,
                 col=self.singleton(v),
                 many=False,
-                raw=self.singleton(replace(v, col=v.raw)) if v.raw is not None else None,
+                raw=self.singleton(replace(v, first=None, col=v.raw))
+                if v.raw is not None
+                else None,
             )
         text = v.raw if v.raw is not None else v.col.cast(T.StringType())
         if kind == "decimal":
