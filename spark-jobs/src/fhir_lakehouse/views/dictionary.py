@@ -62,7 +62,8 @@ def render(views_dir: Path = VIEWS_DIR) -> str:
         "(no Python UDFs); each resource's JSON is parsed once with a schema holding only the elements "
         "the views read. A column without `collection: true` whose path finds several values takes the "
         f"first; `repeat` follows nested elements to depth {REPEAT_MAX_DEPTH} (fewer with several paths). "
-        "Rows whose JSON cannot be parsed go to `lake.silver.rejects` with the reason.",
+        "A resource whose JSON cannot be parsed, or whose objects and arrays do not have the FHIR R4 "
+        "shape in an element the views read, goes to `lake.silver.rejects` with the reason.",
         "",
     ]
     for view in views:
