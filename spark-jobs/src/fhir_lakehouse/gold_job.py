@@ -1,0 +1,569 @@
+"""The gold job: silver views -> gold aggregate tables (Iceberg), incremental where it pays.
+
+    python -m fhir_lakehouse.gold_job --lake file:///work/lake --run-id RUN
+        [--changed-patients-from silver|all] [--suppression-threshold N]
+        [--reference-date YYYY-MM-DD] [--settings-json JSON] [--tables a,b]
+
+Per table (definitions in gold_tables.py) the job either recomputes everything and replaces the
+table atomically, or recomputes only the affected groups (patients, or code-days) and MERGEs them
+(see gold_incremental.py for when and why). Every silver table is read at one snapshot pinned at
+the start, so all gold tables of a run describe the same silver state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fhir_lakehouse import gold_incremental as inc
+from fhir_lakehouse import iceberg_metadata as meta
+from fhir_lakehouse.gold_tables import (
+    GOLD_TABLES,
+    PATIENT_SUMMARY,
+    SILVER_INPUTS,
+    TABLES_BY_NAME,
+    GoldTable,
+    age_sql,
+    create_table_sql,
+    patient_column,
+    write_order_sql,
+)
+from fhir_lakehouse.lake_contract import CONTRACT
+
+log = logging.getLogger("fhir_lakehouse.gold")
+
+GOLD_NS = f"lake.{CONTRACT['gold']['namespace']}"
+SILVER_NS = inc.SILVER_NS
+
+ChangedPatients = DataFrame | Sequence[str] | Literal["silver"] | None
+
+
+@dataclass(frozen=True)
+class GoldSettings:
+    """Run settings. `reference_date` (default: today, UTC) is the date ages are computed for."""
+
+    suppression_threshold: int = 10
+    reference_date: date | None = None
+    # Per-table strategy overrides ("full", "affected_groups", "per_patient"): for benchmarks.
+    strategies: dict[str, str] = field(default_factory=dict)
+    # Up to this many changed patients are pushed down as an IN list (file and partition pruning);
+    # more are matched with a broadcast join.
+    key_list_limit: int = 5000
+    # An incremental run that changed more than this fraction of all patients recomputes in full.
+    max_changed_fraction: float = 0.25
+
+    def resolved_reference_date(self) -> date:
+        return self.reference_date or datetime.now(UTC).date()
+
+    def params(self) -> dict[str, str]:
+        return {
+            "suppression_threshold": str(self.suppression_threshold),
+            "reference_date": self.resolved_reference_date().isoformat(),
+        }
+
+
+@dataclass
+class TableReport:
+    table: str
+    mode: str
+    reason: str
+    seconds: float
+    groups_recomputed: int | None = None
+    added_records: int = 0
+    deleted_records: int = 0
+    snapshot_id: int | None = None
+
+
+@dataclass
+class GoldRunReport:
+    run_id: str
+    seconds: float = 0.0
+    tables: list[TableReport] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SilverPin:
+    snapshot_id: int | None
+    frame: DataFrame
+
+
+def _project(df: DataFrame, columns: dict[str, str]) -> DataFrame:
+    """The columns gold reads, cast to gold's types; a column silver lacks reads as NULL."""
+    present = set(df.columns)
+    return df.select(
+        *[(F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in columns.items()]
+    )
+
+
+def _silver_at(spark: SparkSession, view: str, snapshot_id: int | None) -> DataFrame:
+    name = f"{SILVER_NS}.{view}"
+    cols = SILVER_INPUTS[view]
+    if snapshot_id is None:
+        if meta.table_exists(spark, name):
+            return _project(spark.table(name), cols)
+        schema = ", ".join(f"{c} {t}" for c, t in cols.items())
+        return spark.createDataFrame([], schema)
+    return _project(meta.read_at(spark, name, snapshot_id), cols)
+
+
+def pin_silver(spark: SparkSession) -> dict[str, SilverPin]:
+    """Every silver view gold reads, at its current snapshot (missing tables read as empty)."""
+    pins = {}
+    for view in SILVER_INPUTS:
+        name = f"{SILVER_NS}.{view}"
+        snap = meta.current_snapshot_id(spark, name) if meta.table_exists(spark, name) else None
+        pins[view] = SilverPin(snap, _silver_at(spark, view, snap))
+    return pins
+
+
+def ensure_gold_table(spark: SparkSession, table: GoldTable, location: str | None) -> bool:
+    """Creates the table, or replaces it when its definition changed. True if (re)created."""
+    name = f"{GOLD_NS}.{table.name}"
+    if meta.table_exists(spark, name):
+        if meta.properties(spark, name).get("fhir.gold.definition") == table.fingerprint():
+            return False
+        log.info("gold table %s: definition changed, replacing it", table.name)
+        ddl = create_table_sql(table, name).replace("CREATE TABLE", "CREATE OR REPLACE TABLE", 1)
+    else:
+        ddl = create_table_sql(table, name, location)
+    spark.sql(ddl)
+    order = write_order_sql(table, name)
+    if order:
+        spark.sql(order)
+    return True
+
+
+def _compute(
+    spark: SparkSession,
+    table: GoldTable,
+    sources: dict[str, DataFrame],
+    settings: GoldSettings,
+    run_id: str,
+) -> DataFrame:
+    """Runs the table's SQL over the given source frames; columns in table order and types."""
+    bindings = {}
+    for view in table.sources:
+        temp = f"gold_src_{table.name}_{view}"
+        sources[view].createOrReplaceTempView(temp)
+        bindings[view] = temp
+    sql = table.sql.format(
+        **bindings,
+        suppression_threshold=int(settings.suppression_threshold),
+        reference_date=settings.resolved_reference_date().isoformat(),
+    )
+    df = spark.sql(sql).withColumn("_run_id", F.lit(run_id))
+    return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in table.columns])
+
+
+def _merge(
+    spark: SparkSession,
+    table: GoldTable,
+    new_rows: DataFrame,
+    groups: DataFrame,
+    patient_keys: list[str] | None,
+    extra_upserts: DataFrame | None = None,
+) -> None:
+    """Replaces the rows of `groups` in the table by `new_rows`, in one MERGE commit.
+
+    Rows of those groups that are no longer produced become delete markers in the MERGE source,
+    so the MERGE is an inner match (only files holding affected rows are rewritten).
+    """
+    name = f"{GOLD_NS}.{table.name}"
+    target = spark.table(name)
+    if patient_keys is not None:
+        target = target.where(F.col("patient_key").isin(patient_keys))
+    g = groups.select(*[F.col(k).alias(f"_g_{k}") for k in table.group_key])
+    in_groups = target.join(
+        F.broadcast(g),
+        inc.null_safe_match(
+            [F.col(k) for k in table.group_key], [F.col(f"_g_{k}") for k in table.group_key]
+        ),
+        "left_semi",
+    )
+    keys = new_rows.select(*[F.col(k).alias(f"_n_{k}") for k in table.row_key])
+    gone = in_groups.join(
+        keys,
+        inc.null_safe_match(
+            [F.col(k) for k in table.row_key], [F.col(f"_n_{k}") for k in table.row_key]
+        ),
+        "left_anti",
+    )
+    source = new_rows.withColumn("_gold_delete", F.lit(False)).unionByName(
+        gone.select(*table.column_names).withColumn("_gold_delete", F.lit(True))
+    )
+    if extra_upserts is not None:
+        others = extra_upserts.join(
+            g,
+            inc.null_safe_match(
+                [F.col(k) for k in table.group_key], [F.col(f"_g_{k}") for k in table.group_key]
+            ),
+            "left_anti",
+        )
+        source = source.unionByName(
+            others.select(*table.column_names).withColumn("_gold_delete", F.lit(False))
+        )
+    view = f"gold_merge_{table.name}"
+    source.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.{k} <=> s.{k}" for k in table.row_key)
+    if patient_keys is not None:
+        # A target-only predicate in ON is pushed into the target scan (bucket pruning).
+        on += " AND t.patient_key IN (" + ", ".join(_sql_string(k) for k in patient_keys) + ")"
+    cols = table.column_names
+    spark.sql(
+        f"""MERGE INTO {name} t USING {view} s ON {on}
+WHEN MATCHED AND s._gold_delete THEN DELETE
+WHEN MATCHED THEN UPDATE SET {", ".join(f"t.{c} = s.{c}" for c in cols)}
+WHEN NOT MATCHED AND NOT s._gold_delete THEN INSERT ({", ".join(cols)}) VALUES ({", ".join(f"s.{c}" for c in cols)})"""
+    )
+    spark.catalog.dropTempView(view)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _rows_with_new_age(
+    spark: SparkSession, name: str, patient: DataFrame, settings: GoldSettings, run_id: str
+) -> DataFrame:
+    """patient_summary rows with age and age_as_of moved to the run's reference date.
+
+    A new reference date changes age_as_of on every row (and the age of patients whose birthday
+    fell in between); the counts stay as they are, so only the narrow patient view is read.
+    """
+    ref = settings.resolved_reference_date().isoformat()
+    spark.table(name).createOrReplaceTempView("gold_age_summary")
+    patient.createOrReplaceTempView("gold_age_patients")
+    cols = ", ".join(
+        {
+            "age_years": f"CAST({age_sql('p.birth_date', f'DATE {_sql_string(ref)}')} AS INT) AS age_years",
+            "age_as_of": f"DATE {_sql_string(ref)} AS age_as_of",
+            "_run_id": f"{_sql_string(run_id)} AS _run_id",
+        }.get(c, f"s.{c}")
+        for c in PATIENT_SUMMARY.column_names
+    )
+    return spark.sql(
+        f"SELECT {cols} FROM gold_age_summary s LEFT JOIN gold_age_patients p ON p.id = s.patient_key"
+    )
+
+
+def _explicit_keys(spark: SparkSession, changed: DataFrame | Sequence[str]) -> DataFrame:
+    if isinstance(changed, DataFrame):
+        return changed.select(F.col("patient_key").cast("string")).distinct()
+    rows = [(k,) for k in sorted(set(changed))]
+    return spark.createDataFrame(rows, "patient_key string")
+
+
+def run_gold(
+    spark: SparkSession,
+    lake_root: str,
+    run_id: str,
+    changed_patients: ChangedPatients = None,
+    settings: GoldSettings | None = None,
+    gold_location: str | None = None,
+    tables: Sequence[str] | None = None,
+) -> GoldRunReport:
+    """Builds or refreshes the gold tables from silver.
+
+    changed_patients: None recomputes every table in full; "silver" takes the patients silver
+    recorded in lake.silver.changed_patients since each table's watermark; a list (or a DataFrame
+    with a `patient_key` column) names the patients changed since the last gold run.
+    gold_location: base URI for new gold tables (e.g. s3://bucket/gold); default the warehouse.
+    `lake_root` locates the local catalog; the session passed in is already bound to it.
+    """
+    del lake_root  # the session carries the catalog; kept for the job's uniform signature
+    settings = settings or GoldSettings()
+    params = settings.params()
+    started = time.perf_counter()
+    report = GoldRunReport(run_id=run_id)
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {GOLD_NS}")
+
+    pins = pin_silver(spark)
+    silver_snapshots = {v: p.snapshot_id for v, p in pins.items()}
+    changed_pin: int | None = None
+    change_source: inc.ChangeSource = "none"
+    explicit: DataFrame | None = None
+    if changed_patients is None:
+        pass
+    elif isinstance(changed_patients, str):
+        if changed_patients != "silver":
+            raise ValueError(
+                f"changed_patients must be 'silver', a list or a DataFrame, not {changed_patients!r}"
+            )
+        if meta.table_exists(spark, inc.CHANGED_PATIENTS_TABLE):
+            changed_pin = meta.current_snapshot_id(spark, inc.CHANGED_PATIENTS_TABLE)
+            change_source = "silver"
+    else:
+        explicit = _explicit_keys(spark, changed_patients)
+        change_source = "explicit"
+    if changed_pin is None and meta.table_exists(spark, inc.CHANGED_PATIENTS_TABLE):
+        changed_pin = meta.current_snapshot_id(spark, inc.CHANGED_PATIENTS_TABLE)
+
+    # Changed patient keys per changed-patients watermark (tables usually share one).
+    keys_cache: dict[int | None, list[str]] = {}
+
+    def changed_keys(wm: inc.Watermark) -> list[str]:
+        if explicit is not None:
+            since: int | None = -1
+        else:
+            since = wm.changed_patients_snapshot
+        if since not in keys_cache:
+            df = (
+                explicit
+                if explicit is not None
+                else inc.changed_patients_between(spark, since, changed_pin)
+            )
+            keys_cache[since] = sorted(r[0] for r in df.collect())
+        return keys_cache[since]
+
+    patient_total = meta.total_records(spark, f"{SILVER_NS}.patient", silver_snapshots["patient"])
+    selected = [TABLES_BY_NAME[t] for t in tables] if tables else list(GOLD_TABLES)
+    for table in selected:
+        t0 = time.perf_counter()
+        name = f"{GOLD_NS}.{table.name}"
+        location = f"{gold_location.rstrip('/')}/{table.name}" if gold_location else None
+        created = ensure_gold_table(spark, table, location)
+        wm = inc.read_watermark(meta.properties(spark, name))
+        valid = wm is not None and inc.watermark_matches_table(wm, meta.ancestry(spark, name))
+        strategy = settings.strategies.get(table.name)
+        old_ok = True
+        if wm is not None and (strategy or table.strategy) == "affected_groups":
+            old_ok = all(
+                wm.silver_snapshots.get(v) is None
+                or meta.snapshot_exists(spark, f"{SILVER_NS}.{v}", int(wm.silver_snapshots[v]))  # type: ignore[arg-type]
+                for v in table.sources
+            )
+        plan = inc.plan_table(
+            inc.PlanInput(
+                table=table,
+                requested_full=changed_patients is None,
+                change_source=change_source,
+                table_created=created,
+                watermark=wm,
+                watermark_valid=valid,
+                params=params,
+                old_snapshots_available=old_ok,
+                strategy=strategy,
+            )
+        )
+        keys: list[str] = []
+        if plan.mode == "incremental":
+            assert wm is not None
+            keys = changed_keys(wm)
+            if inc.too_many_changed(len(keys), patient_total, settings.max_changed_fraction):
+                plan = inc.Plan(
+                    "full", f"{len(keys)} of {patient_total} patients changed: full is cheaper"
+                )
+        entry = TableReport(table=table.name, mode=plan.mode, reason=plan.reason, seconds=0.0)
+        if plan.mode == "full":
+            sources = {v: pins[v].frame for v in table.sources}
+            _compute(spark, table, sources, settings, run_id).writeTo(name).overwrite(F.lit(True))
+        else:
+            assert wm is not None
+            aged = None
+            if (
+                table is PATIENT_SUMMARY
+                and wm.params.get("reference_date") != params["reference_date"]
+            ):
+                aged = _rows_with_new_age(spark, name, pins["patient"].frame, settings, run_id)
+            entry.groups_recomputed = _incremental(
+                spark, table, plan.strategy, keys, pins, wm, settings, run_id, aged
+            )
+        snap = meta.ancestry(spark, name)
+        if snap and snap[0].snapshot_id != (wm.gold_snapshot if wm else None):
+            entry.snapshot_id = snap[0].snapshot_id
+            entry.added_records = int(snap[0].summary.get("added-records", 0))
+            entry.deleted_records = int(snap[0].summary.get("deleted-records", 0))
+        meta.set_properties(
+            spark,
+            name,
+            inc.watermark_properties(
+                run_id, snap[0].snapshot_id if snap else None, silver_snapshots, changed_pin, params
+            ),
+        )
+        entry.seconds = round(time.perf_counter() - t0, 3)
+        log.info(
+            "gold table %s: %s (%s) in %.2fs, +%d/-%d rows",
+            table.name, entry.mode, entry.reason, entry.seconds, entry.added_records, entry.deleted_records,
+        )  # fmt: skip
+        report.tables.append(entry)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _incremental(
+    spark: SparkSession,
+    table: GoldTable,
+    strategy: str,
+    key_list: list[str],
+    pins: dict[str, SilverPin],
+    wm: inc.Watermark,
+    settings: GoldSettings,
+    run_id: str,
+    extra_upserts: DataFrame | None = None,
+) -> int:
+    """Recomputes the groups the changed patients touch and MERGEs them. Returns the group count.
+
+    `extra_upserts`: further rows to write over their current versions in the same MERGE
+    (patient_summary's new ages); rows of the recomputed groups take precedence.
+    """
+    if not key_list and extra_upserts is None:
+        return 0
+    small = len(key_list) <= settings.key_list_limit
+    keys_df = spark.createDataFrame([(k,) for k in key_list], "patient_key string")
+    if strategy == "per_patient":
+        groups = keys_df
+        sources = {}
+        for view in table.sources:
+            frame = pins[view].frame
+            col = F.col(patient_column(view))
+            sources[view] = (
+                frame.where(col.isin(key_list))
+                if small
+                else frame.join(F.broadcast(keys_df.withColumnRenamed("patient_key", "_pk")), col == F.col("_pk"), "left_semi")
+            )  # fmt: skip
+        n_groups = len(key_list)
+    else:
+        new_frames = {v: pins[v].frame for v in table.sources}
+        old_frames = {
+            v: _silver_at_or_empty(spark, v, wm.silver_snapshots.get(v)) for v in table.sources
+        }
+        if small:  # prune the scans of both snapshots to the changed patients' files
+            for frames in (new_frames, old_frames):
+                for v in frames:
+                    frames[v] = frames[v].where(F.col(patient_column(v)).isin(key_list))
+        affected = inc.changed_group_keys(table, old_frames, new_frames, keys_df)
+        rows = affected.collect()
+        if not rows:
+            return 0
+        groups = spark.createDataFrame([tuple(r) for r in rows], affected.schema)
+        sources = {v: inc.rows_of_groups(v, table, pins[v].frame, groups) for v in table.sources}
+        n_groups = len(rows)
+    new_rows = _compute(spark, table, sources, settings, run_id).persist()
+    try:
+        _merge(
+            spark,
+            table,
+            new_rows,
+            groups,
+            key_list if (small and strategy == "per_patient" and extra_upserts is None) else None,
+            extra_upserts,
+        )
+    finally:
+        new_rows.unpersist()
+    return n_groups
+
+
+def _silver_at_or_empty(spark: SparkSession, view: str, snapshot_id: int | None) -> DataFrame:
+    if snapshot_id is None:
+        schema = ", ".join(f"{c} {t}" for c, t in SILVER_INPUTS[view].items())
+        return spark.createDataFrame([], schema)
+    return _silver_at(spark, view, snapshot_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _lake_root_from_args(args: argparse.Namespace) -> str:
+    if args.lake:
+        return str(args.lake)
+    if args.silver:
+        return str(args.silver).rstrip("/").rsplit("/", 1)[0]
+    raise SystemExit("gold_job: give --lake URI (or the layer URIs --silver/--gold)")
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[GoldSettings, dict[str, Any] | None]:
+    """GoldSettings (and local Spark settings, if any) from --settings-json and the flags."""
+    raw: dict[str, Any] = json.loads(args.settings_json) if args.settings_json else {}
+    gold = raw.get("gold", raw)
+    threshold = args.suppression_threshold or gold.get("suppressionThreshold") or 10
+    ref = args.reference_date or gold.get("referenceDate")
+    settings = GoldSettings(
+        suppression_threshold=int(threshold),
+        reference_date=date.fromisoformat(ref) if ref else None,
+        strategies=dict(gold.get("strategies", {})),
+    )
+    return settings, raw.get("spark") or raw.get("localSpark")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fhir_lakehouse.gold_job",
+        description="Build or refresh the gold tables (lake.gold.*) from the silver views.",
+    )
+    p.add_argument(
+        "--lake", help="lake root URI (file:///... locally; holds catalog/ and warehouse/)"
+    )
+    p.add_argument(
+        "--run-id", required=True, help="pipeline run id (recorded on every row written)"
+    )
+    p.add_argument(
+        "--changed-patients-from",
+        choices=["silver", "all"],
+        default="silver",
+        help="silver: recompute the patients lake.silver.changed_patients lists since the last gold "
+        "run (default); all: recompute every table in full",
+    )
+    p.add_argument("--suppression-threshold", type=int, help="small-cell threshold (default 10)")
+    p.add_argument(
+        "--reference-date", help="date ages are computed for (YYYY-MM-DD, default today UTC)"
+    )
+    p.add_argument(
+        "--settings-json",
+        help='JSON: {"gold": {"suppressionThreshold": 10, "referenceDate": "..."}, "spark": {...}}',
+    )
+    p.add_argument("--tables", help="comma-separated subset of gold tables (default: all)")
+    # The orchestrator's uniform job arguments (lib/core/pipeline-steps.ts sparkJobArguments).
+    p.add_argument("--bronze", help=argparse.SUPPRESS)
+    p.add_argument("--silver", help="silver layer URI (orchestrator form; lake root is its parent)")
+    p.add_argument("--gold", help="gold layer URI: new gold tables are created under it")
+    p.add_argument("--metrics", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--catalog", choices=["local", "glue"], default="local", help="Iceberg catalog kind"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    args = build_parser().parse_args(argv)
+    lake_root = _lake_root_from_args(args)
+    settings, spark_settings = settings_from_args(args)
+    from fhir_lakehouse.spark_session import get_or_create_session, local_session
+
+    spark = (
+        local_session(lake_root, spark_settings, app_name="fhir-lakehouse-gold")
+        if args.catalog == "local"
+        else get_or_create_session(lake_root, spark_settings)
+    )
+    changed: ChangedPatients = None if args.changed_patients_from == "all" else "silver"
+    report = run_gold(
+        spark,
+        lake_root,
+        args.run_id,
+        changed,
+        settings,
+        gold_location=args.gold,
+        tables=args.tables.split(",") if args.tables else None,
+    )
+    sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
