@@ -6,17 +6,8 @@
 // pool's state instead of the queue depths.
 import * as fs from "node:fs";
 import type { PipelineConfig } from "../../config/schema";
-import { FileKeySource } from "../../lambdas/extractor/auth/key-source";
-import { TokenProvider } from "../../lambdas/extractor/auth/token-provider";
-import {
-  DEFAULT_SETTINGS,
-  ExtractCounters,
-  type ExtractorDeps,
-  type ExtractorLog,
-  type ExtractorSettings,
-} from "../../lambdas/extractor/extractor-deps";
-import { FhirHttp } from "../../lambdas/extractor/http/fhir-http";
-import { RateBudget } from "../../lambdas/extractor/http/rate-budget";
+import type { ExtractCounters, ExtractorDeps, ExtractorLog } from "../../lambdas/extractor/extractor-deps";
+import { connectionFromConfig, createExtractorDeps, settingsFromConfig } from "../../lambdas/extractor/extractor-setup";
 import { processUnit, recordUnitFailure } from "../../lambdas/extractor/process-unit";
 import { unitRecordUri, type UnitRecord } from "../../lambdas/extractor/run-records";
 import { checkDrained, fanOut, kickOff, pollStatus } from "../../lambdas/extractor/steps";
@@ -34,7 +25,7 @@ import type {
   PollBulkStatusInput,
 } from "../core/pipeline-steps";
 import type { ProgressSink } from "../core/progress";
-import { FileStorage, readJsonIfExists } from "../core/storage";
+import { readJsonIfExists } from "../core/storage";
 import { WorkPool } from "./work-pool";
 
 export interface LocalExtractionOptions {
@@ -54,19 +45,6 @@ export interface LocalExtractionOptions {
   log?: ExtractorLog;
   /** Delay before a failed unit is delivered again (ms, per attempt); the cloud's visibility timeout. */
   retryDelayMs?: (attempt: number) => number;
-}
-
-/** The extractor settings the config gives (the cloud's handlers read the same fields). */
-export function extractorSettings(config: PipelineConfig): ExtractorSettings {
-  const x = config.extraction;
-  return {
-    ...DEFAULT_SETTINGS,
-    resourceTypes: [...x.resourceTypes],
-    pageSize: x.pageSize,
-    concurrency: x.concurrency,
-    observationCategories: [...x.observationCategories],
-    partMaxBytes: x.bronzePartMaxBytes,
-  };
 }
 
 /** The pool seen as the extractor's UnitQueue (FanOut enqueues, CheckDrained reads the depth). */
@@ -103,24 +81,6 @@ export class LocalExtraction {
       throw Object.assign(new Error("epic.privateKeyFile is required for a local run (the PEM key file)"), { name: "ConfigurationError" });
     if (!fs.existsSync(keyFile))
       throw Object.assign(new Error(`epic.privateKeyFile ${keyFile} does not exist`), { name: "ConfigurationError" });
-    const retry = { ...config.extraction.retry, maxRetryAfterMs: 600_000 };
-    const tokens = new TokenProvider({
-      tokenUrl: config.epic.tokenUrl,
-      clientId: config.epic.clientId,
-      keySource: new FileKeySource(keyFile),
-      algorithm: config.epic.signingAlgorithm,
-      keyId: config.epic.keyId,
-      retry,
-      timeoutMs: config.extraction.requestTimeoutMs,
-    });
-    const http = new FhirHttp({
-      tokens,
-      budget: new RateBudget(config.extraction.rateLimitPerSecond),
-      retry,
-      timeoutMs: config.extraction.requestTimeoutMs,
-      connections: config.extraction.concurrency,
-    });
-    this.counters = new ExtractCounters(opts.progress);
     this.metrics = new MetricsCollector({ runId: opts.runId, step: "extract", lakeRoot: opts.lakeUri });
     this.pool = new WorkPool<WorkUnit, UnitRecord>({
       concurrency: config.extraction.concurrency,
@@ -138,17 +98,18 @@ export class LocalExtraction {
         opts.progress.emit({ kind: "note", text: `unit ${unit.unitId} failed after 3 attempts (${error.name})` });
       },
     });
-    this.deps = {
-      http,
-      baseUrl: config.epic.baseUrl,
-      storage: new FileStorage(),
+    const { settings, http } = settingsFromConfig(config.extraction);
+    // One HTTP client, so one rate budget and one token, for every worker of the pool.
+    this.deps = createExtractorDeps({
+      connection: connectionFromConfig(config.epic),
       bronzeUri: opts.bronzeUri,
       queue: new PoolQueue(this.pool),
-      settings: extractorSettings(config),
-      log: opts.log ?? { info: () => undefined, warn: () => undefined },
-      counters: this.counters,
+      settings,
+      http,
+      log: opts.log,
       progress: opts.progress,
-    };
+    });
+    this.counters = this.deps.counters!;
   }
 
   private async process(unit: WorkUnit): Promise<UnitRecord> {

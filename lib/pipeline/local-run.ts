@@ -435,6 +435,21 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
     const silverOut = sparkJobs.filter((j) => j.step === "SilverJob").pop()?.output as
       { types?: Record<string, SilverTypeCounts> } | undefined;
     const goldOut = sparkJobs.filter((j) => j.step === "GoldJob").pop()?.output;
+    if (!published && failure) {
+      // The run stopped early: still show what reached each layer (best effort).
+      const census = await spark.census(runId, layout.lake.bronze).catch(() => undefined);
+      const simulatorStats = sim ? await sim.stats().catch(() => undefined) : undefined;
+      if (census) {
+        const partial = reconcile({
+          served: simulatorStats?.served,
+          bronze: census.bronze,
+          bronzeRejected: census.bronzeRejected,
+          silver: census.silver,
+          completeSnapshot: false,
+        });
+        published = { census, reconciliation: partial, simulatorStats };
+      }
+    }
     const rec = published?.reconciliation ?? reconcile({ bronze: {}, bronzeRejected: {}, silver: {}, completeSnapshot: false });
     const { layers, totals } = layerCounts(rec);
     let report: string | undefined;
@@ -481,11 +496,13 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
           }
         : {}),
     };
+    const c = summary.changed.silverTotal;
     writeRunRecord(layout, {
       ...record,
       status: summary.status,
       finishedAt: new Date().toISOString(),
       ...(failure ? { error: failure } : {}),
+      outcome: { stages, resources: totals.bronze, changed: c.inserted + c.updated + c.deleted, reconciled: summary.reconciled },
     });
     progress.emit({
       kind: "run",

@@ -67,10 +67,19 @@ def _tables(spark: Any, namespace: str) -> list[str]:  # noqa: ANN401
     )
 
 
+def _row_counts(spark: Any, tables: list[str]) -> dict[str, int]:  # noqa: ANN401
+    """Rows of each table, in one Spark query (one round trip instead of one per table)."""
+    if not tables:
+        return {}
+    parts = [f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in tables]
+    return {str(r["t"]): int(r["n"]) for r in spark.sql(" UNION ALL ".join(parts)).collect()}
+
+
 def table_counts(spark: Any, run_id: str) -> dict[str, Any]:  # noqa: ANN401
     """silver.resources rows per type, the run's silver rejects per type, rows of every other
     silver table (the views) and of every gold table."""
     silver_tables = _tables(spark, "silver")
+    gold_tables = _tables(spark, "gold")
     out: dict[str, Any] = {"silver": {}, "silverRejected": {}, "silverTables": {}, "gold": {}}
     if "resources" in silver_tables:
         out["silver"] = _grouped(
@@ -84,10 +93,10 @@ def table_counts(spark: Any, run_id: str) -> dict[str, Any]:  # noqa: ANN401
             "SELECT resource_type, count(*) FROM lake.silver.rejects"
             f" WHERE run_id = '{safe}' GROUP BY resource_type",
         )
-    for table in silver_tables:
-        n = spark.sql(f"SELECT count(*) FROM lake.silver.`{table}`").collect()[0][0]
-        out["silverTables"][table] = int(n)
-    for table in _tables(spark, "gold"):
-        n = spark.sql(f"SELECT count(*) FROM lake.gold.`{table}`").collect()[0][0]
-        out["gold"][table] = int(n)
+    counts = _row_counts(
+        spark,
+        [f"lake.silver.`{t}`" for t in silver_tables] + [f"lake.gold.`{t}`" for t in gold_tables],
+    )
+    out["silverTables"] = {t: counts[f"lake.silver.`{t}`"] for t in silver_tables}
+    out["gold"] = {t: counts[f"lake.gold.`{t}`"] for t in gold_tables}
     return out

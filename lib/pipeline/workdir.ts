@@ -71,6 +71,8 @@ export interface LocalRunRecord {
   simulatorDay?: number;
   options: LocalRunOptionsRecord;
   error?: { error: string; cause: string };
+  /** Seconds per stage and what changed, for comparing runs (the demo shows first vs incremental). */
+  outcome?: { stages: Record<string, number>; resources: number; changed: number; reconciled: boolean };
 }
 
 function readJson<T>(file: string): T | undefined {
