@@ -41,8 +41,10 @@ describe("a wrong config makes synth fail, naming the field", () => {
   ];
 
   let results: { code: number | null; output: string }[];
+  let tmp: string;
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
   beforeAll(async () => {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bad-config-"));
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bad-config-"));
     results = await Promise.all(
       cases.map(([, mutate], i) => {
         const c = dev();

@@ -26,10 +26,11 @@ let resources: Record<keyof PipelineStacks, Resources>;
 let messages: Record<keyof PipelineStacks, SynthesisMessage[]>;
 let outdir: string;
 let pemBody: string;
+let tmp: string;
 
 beforeAll(() => {
   // A real private key in a file the config points at: synthesis must never read it into the assembly.
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "infra-test-"));
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "infra-test-"));
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const pem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
   pemBody = pem.split("\n")[5];
@@ -47,6 +48,8 @@ beforeAll(() => {
   messages = Object.fromEntries(Object.entries(stacks).map(([k, s]) => [k, artifact(s).messages])) as typeof messages;
   resources = Object.fromEntries(Object.entries(templates).map(([k, t]) => [k, t.toJSON().Resources])) as typeof resources;
 }, 600_000);
+
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const ofType = (stack: keyof PipelineStacks, type: string) => Object.entries(resources[stack]).filter(([, r]) => r.Type === type);
 const isLakeKey = (v: unknown) => {
