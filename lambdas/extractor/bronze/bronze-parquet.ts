@@ -1,17 +1,18 @@
 // Bronze rows in memory, and their encoding as one Parquet file (zstd) with the columns of the
-// lake contract. Built for throughput, since this is the extractor's hot path:
-// - the resource text is copied once, as bytes, from the input chunk into the column's data
-//   buffer (never decoded to a string and encoded back);
+// lake contract. Built for throughput and bounded memory, since this is the extractor's hot path:
+// - the resource text is copied once, as bytes, from the input chunk into pooled 1 MiB blocks
+//   (never decoded to a string and encoded back; blocks are recycled, not reallocated per part);
 // - short string columns (id, hash, refs) are gathered as JS strings and encoded in one call per
-//   column (ASCII fast path);
-// - the constant columns (resource_type, run_id, source, ingested_at) are filled natively;
-// - arrow-js only wraps these buffers (makeData, no builders); parquet-wasm writes them with
-//   zstd, dictionary encoding only where values repeat, and no statistics on the resource text.
+//   column (ASCII fast path); constant columns (resource_type, run_id, source, ingested_at) are
+//   filled natively;
+// - the Arrow IPC stream is written straight from those buffers into one reusable buffer
+//   (arrow-ipc.ts), which parquet-wasm writes with zstd, dictionary encoding only where values
+//   repeat, and no statistics on the resource text.
 import * as arrow from "apache-arrow";
-import { LAKE_CONTRACT } from "../../../lib/core/lake-contract";
-import type { RejectReason, RowKeys } from "./resource-row";
-
 import * as pw from "parquet-wasm";
+import { LAKE_CONTRACT } from "../../../lib/core/lake-contract";
+import { IpcStreamWriter, type IpcColumn } from "./arrow-ipc";
+import type { RejectReason, RowKeys } from "./resource-row";
 
 const UTC = "UTC";
 const tsType = (): arrow.TimestampMicrosecond => new arrow.TimestampMicrosecond(UTC);
@@ -39,19 +40,19 @@ export const REJECT_SCHEMA = schemaOf(LAKE_CONTRACT.bronze.rejectColumns);
 // ---------------------------------------------------------------------------------------------
 // Column building blocks.
 
-function validityOf(values: ReadonlyArray<unknown>): { bitmap: Uint8Array | undefined; nulls: number } {
-  let nulls = 0;
-  for (let i = 0; i < values.length; i++) if (values[i] === null) nulls++;
-  if (nulls === 0) return { bitmap: undefined, nulls };
-  const bitmap = new Uint8Array((values.length + 7) >> 3);
-  for (let i = 0; i < values.length; i++) if (values[i] !== null) bitmap[i >> 3] |= 1 << (i & 7);
-  return { bitmap, nulls };
+function validityOf(values: ReadonlyArray<unknown>): { validity: Uint8Array | undefined; nullCount: number } {
+  let nullCount = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] === null) nullCount++;
+  if (nullCount === 0) return { validity: undefined, nullCount };
+  const validity = new Uint8Array((values.length + 7) >> 3);
+  for (let i = 0; i < values.length; i++) if (values[i] !== null) validity[i >> 3] |= 1 << (i & 7);
+  return { validity, nullCount };
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /** A Utf8 column from JS strings (null = null). */
-export function utf8Column(values: ReadonlyArray<string | null>): arrow.Data<arrow.Utf8> {
+export function utf8Column(values: ReadonlyArray<string | null>): IpcColumn {
   const n = values.length;
   const offsets = new Int32Array(n + 1);
   const joined = values.join("");
@@ -79,91 +80,116 @@ export function utf8Column(values: ReadonlyArray<string | null>): arrow.Data<arr
     }
     data = Buffer.concat(parts, p);
   }
-  const { bitmap, nulls } = validityOf(values);
-  return arrow.makeData({ type: new arrow.Utf8(), length: n, nullCount: nulls, nullBitmap: bitmap, valueOffsets: offsets, data });
+  return { length: n, ...validityOf(values), offsets, data };
 }
 
 /** A Utf8 column holding the same value n times (filled natively). */
-export function constantUtf8Column(value: string, n: number): arrow.Data<arrow.Utf8> {
+export function constantUtf8Column(value: string, n: number): IpcColumn {
   const bytes = Buffer.from(value, "utf8");
   const data = n > 0 && bytes.length > 0 ? Buffer.alloc(bytes.length * n, bytes) : new Uint8Array(0);
   const offsets = new Int32Array(n + 1);
   for (let i = 1; i <= n; i++) offsets[i] = i * bytes.length;
-  return arrow.makeData({ type: new arrow.Utf8(), length: n, nullCount: 0, valueOffsets: offsets, data });
+  return { length: n, nullCount: 0, offsets, data };
 }
 
-/** A timestamp (µs, UTC) column from epoch milliseconds (null = null). */
-export function timestampColumn(ms: ArrayLike<number | null>, n: number): arrow.Data<arrow.TimestampMicrosecond> {
-  const data = new BigInt64Array(n);
-  const values: Array<number | null> = [];
-  for (let i = 0; i < n; i++) {
-    const v = ms[i];
-    values.push(v);
-    if (v !== null) data[i] = BigInt(Math.round(v)) * 1000n;
-  }
-  const { bitmap, nulls } = validityOf(values);
-  return arrow.makeData({ type: tsType(), length: n, nullCount: nulls, nullBitmap: bitmap, data });
-}
-
-export function constantTimestampColumn(ms: number, n: number): arrow.Data<arrow.TimestampMicrosecond> {
-  return arrow.makeData({ type: tsType(), length: n, nullCount: 0, data: new BigInt64Array(n).fill(BigInt(Math.round(ms)) * 1000n) });
-}
-
-function int64Column(values: ReadonlyArray<number | null>): arrow.Data<arrow.Int64> {
+/** An Int64 / timestamp (µs) column; `scale` multiplies each value (1000: ms -> µs). */
+export function int64Column(values: ReadonlyArray<number | null>, scale = 1): IpcColumn {
   const n = values.length;
   const data = new BigInt64Array(n);
-  for (let i = 0; i < n; i++) if (values[i] !== null) data[i] = BigInt(values[i]!);
-  const { bitmap, nulls } = validityOf(values);
-  return arrow.makeData({ type: new arrow.Int64(), length: n, nullCount: nulls, nullBitmap: bitmap, data });
+  const k = BigInt(scale);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v !== null) data[i] = BigInt(Math.round(v)) * k;
+  }
+  return { length: n, ...validityOf(values), data };
 }
 
-/** Raw UTF-8 byte ranges appended one after another: the resource column's buffer. */
-export class ByteColumn {
-  private data: Buffer;
-  private offsets: Int32Array;
+export function constantTimestampColumn(ms: number, n: number): IpcColumn {
+  return { length: n, nullCount: 0, data: new BigInt64Array(n).fill(BigInt(Math.round(ms)) * 1000n) };
+}
+
+/** Recycled 1 MiB blocks for resource text: allocated once per process, reused for every part. */
+export class BlockPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    readonly blockBytes = 1 << 20,
+    private readonly maxFree = 32,
+  ) {}
+  /** A block of at least `min` bytes (lines longer than a block get their own, not pooled). */
+  take(min: number): Buffer {
+    if (min > this.blockBytes) return Buffer.allocUnsafeSlow(min);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.blockBytes);
+  }
+  give(b: Buffer): void {
+    if (b.length === this.blockBytes && this.free.length < this.maxFree) this.free.push(b);
+  }
+}
+export const BLOCK_POOL = new BlockPool();
+
+/** Raw UTF-8 byte ranges appended one after another (the resource column), in pooled blocks. */
+export class BlockColumn {
+  private blocks: Buffer[] = [];
+  private used: number[] = [];
+  private cur: Buffer | undefined;
+  private curUsed = 0;
+  private offsets = new Int32Array(1025);
   length = 0;
   bytes = 0;
 
-  constructor(initialBytes = 1 << 20, initialRows = 1024) {
-    this.data = Buffer.allocUnsafe(initialBytes);
-    this.offsets = new Int32Array(initialRows + 1);
-  }
+  constructor(private readonly pool: BlockPool = BLOCK_POOL) {}
 
   append(b: Buffer, start: number, end: number): void {
     const len = end - start;
-    if (this.bytes + len > this.data.length) {
-      const next = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.bytes + len));
-      this.data.copy(next, 0, 0, this.bytes);
-      this.data = next;
+    if (!this.cur || this.curUsed + len > this.cur.length) {
+      if (this.cur) {
+        this.blocks.push(this.cur);
+        this.used.push(this.curUsed);
+      }
+      this.cur = this.pool.take(len);
+      this.curUsed = 0;
     }
+    b.copy(this.cur, this.curUsed, start, end);
+    this.curUsed += len;
     if (this.length + 1 >= this.offsets.length) {
       const next = new Int32Array(this.offsets.length * 2);
       next.set(this.offsets);
       this.offsets = next;
     }
-    b.copy(this.data, this.bytes, start, end);
     this.bytes += len;
     this.offsets[++this.length] = this.bytes;
   }
 
-  toData(): arrow.Data<arrow.Utf8> {
-    return arrow.makeData({
-      type: new arrow.Utf8(),
+  column(): IpcColumn {
+    const blocks = this.cur ? [...this.blocks, this.cur] : this.blocks;
+    const used = this.cur ? [...this.used, this.curUsed] : this.used;
+    return {
       length: this.length,
       nullCount: 0,
-      valueOffsets: this.offsets.subarray(0, this.length + 1),
-      data: this.data.subarray(0, this.bytes),
-    });
+      offsets: this.offsets.subarray(0, this.length + 1),
+      data: { blocks, used, total: this.bytes },
+    };
+  }
+
+  /** Empties the column and gives its blocks back to the pool. */
+  release(): void {
+    for (const b of this.blocks) this.pool.give(b);
+    if (this.cur) this.pool.give(this.cur);
+    this.blocks = [];
+    this.used = [];
+    this.cur = undefined;
+    this.curUsed = 0;
+    this.length = 0;
+    this.bytes = 0;
   }
 }
 
-function encodeParquet(schema: arrow.Schema, children: arrow.Data[], rows: number, props: () => unknown): Uint8Array {
-  const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children });
-  const batch = new arrow.RecordBatch(schema, struct);
-  const ipc = arrow.tableToIPC(new arrow.Table([batch]), "stream");
-  const table = pw.Table.fromIPCStream(ipc);
-  // writeParquet consumes both the table and the properties: build fresh ones every time.
-  return pw.writeParquet(table, props() as pw.WriterProperties);
+/** One per process: encoding is synchronous, so one buffer serves every writer in turn. */
+const IPC = new IpcStreamWriter();
+
+function encodeParquet(schema: arrow.Schema, columns: readonly IpcColumn[], rows: number, props: pw.WriterProperties): Uint8Array {
+  const table = pw.Table.fromIPCStream(IPC.encode(schema, rows, columns));
+  // writeParquet consumes both the table and the properties.
+  return pw.writeParquet(table, props);
 }
 
 function bronzeWriterProperties(): pw.WriterProperties {
@@ -192,7 +218,7 @@ function rejectWriterProperties(): pw.WriterProperties {
 
 /** The rows of one bronze part file being gathered (one resource type, one run, one source). */
 export class BronzeRows {
-  private readonly resource: ByteColumn;
+  private readonly resource: BlockColumn;
   private ids: string[] = [];
   private versions: Array<string | null> = [];
   private lastUpdated: Array<number | null> = [];
@@ -203,9 +229,9 @@ export class BronzeRows {
     readonly resourceType: string,
     readonly runId: string,
     readonly source: string,
-    expectedBytes = 1 << 20,
+    pool: BlockPool = BLOCK_POOL,
   ) {
-    this.resource = new ByteColumn(expectedBytes, Math.max(64, expectedBytes >> 9));
+    this.resource = new BlockColumn(pool);
   }
 
   get rows(): number {
@@ -228,24 +254,34 @@ export class BronzeRows {
   /** The Parquet file of these rows (column order of the lake contract). */
   encode(ingestedAtMs: number): Uint8Array {
     const n = this.rows;
-    const byName: Record<string, arrow.Data> = {
+    const byName: Record<string, IpcColumn> = {
       resource_type: constantUtf8Column(this.resourceType, n),
       id: utf8Column(this.ids),
       version_id: utf8Column(this.versions),
-      last_updated: timestampColumn(this.lastUpdated, n),
+      last_updated: int64Column(this.lastUpdated, 1000),
       content_hash: utf8Column(this.hashes),
       patient_ref: utf8Column(this.patients),
       run_id: constantUtf8Column(this.runId, n),
       source: constantUtf8Column(this.source, n),
       ingested_at: constantTimestampColumn(ingestedAtMs, n),
-      resource: this.resource.toData(),
+      resource: this.resource.column(),
     };
     return encodeParquet(
       BRONZE_SCHEMA,
       BRONZE_SCHEMA.fields.map((f) => byName[f.name]),
       n,
-      bronzeWriterProperties,
+      bronzeWriterProperties(),
     );
+  }
+
+  /** Empties the rows (after a part was written or an attempt was abandoned); blocks go back to the pool. */
+  clear(): void {
+    this.resource.release();
+    this.ids = [];
+    this.versions = [];
+    this.lastUpdated = [];
+    this.hashes = [];
+    this.patients = [];
   }
 }
 
@@ -261,7 +297,7 @@ export interface RejectRow {
 /** Rejected lines of one unit, encoded as a Parquet file with the contract's reject columns. */
 export function encodeRejects(runId: string, rows: readonly RejectRow[], rejectedAtMs: number): Uint8Array {
   const n = rows.length;
-  const byName: Record<string, arrow.Data> = {
+  const byName: Record<string, IpcColumn> = {
     run_id: constantUtf8Column(runId, n),
     source: utf8Column(rows.map((r) => r.source)),
     resource_type: utf8Column(rows.map((r) => r.resourceType)),
@@ -274,7 +310,7 @@ export function encodeRejects(runId: string, rows: readonly RejectRow[], rejecte
     REJECT_SCHEMA,
     REJECT_SCHEMA.fields.map((f) => byName[f.name]),
     n,
-    rejectWriterProperties,
+    rejectWriterProperties(),
   );
 }
 

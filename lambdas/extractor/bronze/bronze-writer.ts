@@ -16,15 +16,19 @@ import { examineResource, REJECT_REASONS, type RejectReason } from "./resource-r
 
 /** Parts per unit and type (part numbers unitIndex*1000 .. +999). */
 export const PARTS_PER_UNIT = 1000;
-/** Resource text per part file, at most (the compressed file is far smaller). */
-export const DEFAULT_PART_RAW_BYTES = 32 << 20;
+/**
+ * Resource text per part file, at most (the zstd file is ~15x smaller). This bounds memory: a
+ * part is encoded in one go, so its text is held about three times over meanwhile (rows, Arrow
+ * IPC, WebAssembly), and WebAssembly memory never shrinks once grown.
+ */
+export const DEFAULT_PART_RAW_BYTES = 8 << 20;
 /** A rejected line is kept up to this many bytes. */
 const REJECT_LINE_KEEP = 64 << 10;
 
 /** Bytes of resource text buffered by all writers of this process. */
 export class MemoryBudget {
   private held = 0;
-  constructor(readonly limitBytes = 96 << 20) {}
+  constructor(readonly limitBytes = 48 << 20) {}
   add(n: number): void {
     this.held += n;
   }
@@ -35,7 +39,7 @@ export class MemoryBudget {
     return this.held > this.limitBytes;
   }
 }
-export const PROCESS_MEMORY_BUDGET = new MemoryBudget();
+export const PROCESS_MEMORY_BUDGET = new MemoryBudget(32 << 20);
 
 export interface BronzeLocation {
   storage: Storage;
@@ -137,7 +141,7 @@ export class UnitWriter implements LineSink {
     if (accept && !accept(t, x.keys.id)) return undefined;
     let r = this.rows.get(t);
     if (!r) {
-      r = new BronzeRows(t, this.o.runId, this.o.source, Math.min(this.partRawBytes, 4 << 20));
+      r = this.newRows(t);
       this.rows.set(t, r);
     }
     r.append(b, start, end, x.keys);
@@ -171,17 +175,19 @@ export class UnitWriter implements LineSink {
 
   /** Writes out the types whose rows reached the part size, or the largest when memory is short. */
   async flushFull(): Promise<void> {
-    for (const [t, r] of this.rows) if (r.bytes >= this.partRawBytes) await this.writePart(t, r);
+    for (const [t, r] of this.rows) if (r.bytes >= this.partRawBytes) await this.writePart(t, r, true);
     if (this.budget.exceeded && this.held > 0) {
       let largest: [string, BronzeRows] | undefined;
       for (const e of this.rows) if (!largest || e[1].bytes > largest[1].bytes) largest = e;
-      if (largest && largest[1].rows > 0) await this.writePart(largest[0], largest[1]);
+      // Written early to free memory: its buffer is released too (it may be a rare type).
+      if (largest && largest[1].rows > 0) await this.writePart(largest[0], largest[1], false);
     }
   }
 
   /** Writes every remaining row and the rejects; returns what was written. */
   async finish(): Promise<UnitWriteResult> {
-    for (const [t, r] of this.rows) if (r.rows > 0) await this.writePart(t, r);
+    for (const [t, r] of this.rows) if (r.rows > 0) await this.writePart(t, r, false);
+    this.rows.clear();
     if (this.rejectRows.length > 0) {
       const rel = `${LAKE_CONTRACT.bronze.rejectsDir}/run_id=${this.o.runId}/part-${String(this.o.unitIndex * PARTS_PER_UNIT).padStart(5, "0")}.parquet`;
       const bytes = encodeRejects(this.o.runId, this.rejectRows, this.now());
@@ -205,16 +211,22 @@ export class UnitWriter implements LineSink {
     this.kept.clear();
     this.budget.add(-this.held);
     this.held = 0;
+    for (const r of this.rows.values()) r.clear();
     this.rows.clear();
     for (const rel of this.written) await this.o.storage.delete(joinUri(this.o.bronzeUri, rel)).catch(() => undefined);
     this.written.length = 0;
+  }
+
+  private newRows(t: string): BronzeRows {
+    return new BronzeRows(t, this.o.runId, this.o.source);
   }
 
   private countsOf(t: string): TypeCounts {
     return (this.counts[t] ??= { resources: 0, bytes: 0, parts: 0, rejected: 0 });
   }
 
-  private async writePart(t: string, r: BronzeRows): Promise<void> {
+  /** Writes the rows of type t as the next part; `keep`: the type stays open for more rows. */
+  private async writePart(t: string, r: BronzeRows, keep: boolean): Promise<void> {
     const k = this.partsWritten.get(t) ?? 0;
     if (k >= PARTS_PER_UNIT) throw new Error(`unit ${this.o.unitIndex} wrote ${PARTS_PER_UNIT} parts of ${t}: raise the part size`);
     this.partsWritten.set(t, k + 1);
@@ -226,8 +238,9 @@ export class UnitWriter implements LineSink {
     c.parts += 1;
     this.held -= r.bytes;
     this.budget.add(-r.bytes);
-    // A fresh row set for the next part; the old one's buffers are garbage now.
-    this.rows.set(t, new BronzeRows(t, this.o.runId, this.o.source, Math.min(this.partRawBytes, Math.max(1 << 20, r.bytes))));
+    // The encoded file holds copies of everything: the rows' blocks go back to the pool.
+    r.clear();
+    if (!keep) this.rows.delete(t);
     await this.o.storage.write(joinUri(this.o.bronzeUri, rel), bytes);
     this.written.push(rel);
     this.fileBytes += bytes.length;
