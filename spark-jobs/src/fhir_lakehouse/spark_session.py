@@ -16,14 +16,19 @@ from pyspark.sql import SparkSession
 
 CATALOG = "lake"
 _SPARK_JOBS_DIR = Path(__file__).resolve().parents[2]
-_RUNTIME = json.loads((_SPARK_JOBS_DIR / "runtime.json").read_text(encoding="utf-8"))
+
+
+def _runtime() -> dict[str, Any]:
+    """spark-jobs/runtime.json, read only for local runs: on EMR the package arrives as a zip
+    without it (the release label provides Spark and Iceberg there)."""
+    return json.loads((_SPARK_JOBS_DIR / "runtime.json").read_text(encoding="utf-8"))
 
 
 def local_jars() -> list[str]:
     """Paths of the jars fetched by scripts/setup.js (Iceberg runtime, SQLite JDBC)."""
     jars_dir = _SPARK_JOBS_DIR / ".jars"
     paths = []
-    for coord in _RUNTIME["jars"]:
+    for coord in _runtime()["jars"]:
         _group, artifact, version = coord.split(":")
         jar = jars_dir / f"{artifact}-{version}.jar"
         if not jar.exists():
