@@ -4,8 +4,9 @@
 // fresh silver job process (a fresh JVM, since memory settings are fixed per JVM) writing to its
 // own lake; its time is the silver step_total it records in its metrics.
 //
-// Bronze comes from one `fhir-pipeline run --local` (200 patients; 40 with --quick). Trials run
-// twice (once with --quick) in rotated order; the median per trial is compared.
+// Bronze comes from one `fhir-pipeline run --local` (100 patients; 20 with --quick). Each trial
+// runs once (`bench --repeat K` repeats the whole benchmark); --quick compares only the
+// configured settings with all defaults, without the per-setting trials.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -21,8 +22,8 @@ const PYTHON = path.join(SPARK_JOBS, ".venv", "bin", "python");
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {
   const configured = loadConfig("local").processing.localSpark;
-  const patients = opts.quick ? 40 : 200;
-  const reps = opts.quick ? 1 : 2;
+  const patients = opts.quick ? 20 : 100;
+  const reps = 1;
   if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run node scripts/setup.js --python`);
 
   opts.log(`bronze from run --local with ${patients} patients`);
@@ -30,7 +31,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const { runId, steps } = await runLocalPipeline(CLI, patients, source, opts.log);
   const bronze = pathToFileURL(path.join(source, "bronze")).href;
 
-  const trials = tuningTrials(configured);
+  const trials = opts.quick ? tuningTrials(configured).slice(0, 2) : tuningTrials(configured);
   const seconds = await timeTrials(trials, { runId, bronze, reps, workdir: opts.workdir, log: opts.log });
 
   const info: Record<string, number | string> = {
