@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from fhir_lakehouse.lake_contract import CONTRACT
 
-_ARROW = {"string": pa.string(), "timestamp": pa.timestamp("ms", tz="UTC"), "int64": pa.int64()}
+_ARROW = {"string": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"), "int64": pa.int64()}
 BRONZE_ARROW_SCHEMA = pa.schema(
     [pa.field(c["name"], _ARROW[c["type"]], c["nullable"]) for c in CONTRACT["bronze"]["columns"]]
 )
@@ -143,6 +143,7 @@ def write_bronze_run(
     rows_per_file: int = 1000,
     rejects: Sequence[dict[str, Any]] = (),
     source: str = "bulk",
+    list_files: bool = True,
 ) -> Path:
     """Writes one run: part files per type, the manifest, optional reject lines. Returns bronze."""
     bronze = lake_root / CONTRACT["layers"]["bronze"]
@@ -152,6 +153,7 @@ def write_bronze_run(
         br = r if isinstance(r, BronzeRow) else row(r)
         by_type[br.resource_type].append(br)
     template = CONTRACT["bronze"]["partitionTemplate"]
+    written: list[str] = []
     for rtype, items in by_type.items():
         for part, start in enumerate(range(0, len(items), rows_per_file)):
             chunk = items[start : start + rows_per_file]
@@ -159,6 +161,7 @@ def write_bronze_run(
                 resourceType=rtype, ingestDate=ingest_date, runId=run_id, part=f"{part:05d}"
             )
             path = bronze / rel
+            written.append(rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             table = pa.Table.from_pylist(
                 [
@@ -199,13 +202,26 @@ def write_bronze_run(
             rej_dir / "part-00000.parquet",
             compression="zstd",
         )
-    manifest = {
-        "run_id": run_id,
+        written.append(f"{CONTRACT['bronze']['rejectsDir']}/run_id={run_id}/part-00000.parquet")
+    # The extractor's RunManifest (lambdas/extractor/run-records.ts), the fields silver reads.
+    by_reject_type: dict[str, int] = defaultdict(int)
+    for r in rejects:
+        if r.get("resource_type"):
+            by_reject_type[r["resource_type"]] += 1
+    manifest: dict[str, Any] = {
+        "runId": run_id,
         "complete": complete,
         "scope": {"groups": list(groups), "types": list(types or sorted(by_type))},
         "deleted": [{"resourceType": t, "id": i} for t, i in deleted],
         "resources": {t: len(v) for t, v in sorted(by_type.items())},
+        "rejects": {
+            "total": len(rejects),
+            "byType": dict(by_reject_type),
+            "untyped": sum(1 for r in rejects if not r.get("resource_type")),
+        },
     }
+    if list_files:
+        manifest["files"] = written
     run_dir = bronze / CONTRACT["bronze"]["runsDir"] / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONTRACT["bronze"]["manifestFile"]).write_text(json.dumps(manifest, indent=2))

@@ -52,6 +52,11 @@ class RunManifest:
     types: tuple[str, ...]
     deleted: tuple[DeletedEntry, ...] = ()
     resources: dict[str, int] = field(default_factory=dict)
+    # Bronze-relative paths of the run's part files, when the manifest lists them (the extractor
+    # does): read exactly those, no listing at all.
+    part_files: tuple[str, ...] = ()
+    # Lines bronze rejected, per type ('' = type unknown), when the manifest counts them.
+    rejects_by_type: dict[str, int] | None = None
 
     @property
     def scope(self) -> str:
@@ -89,6 +94,18 @@ def parse_manifest(doc: dict[str, Any], run_id: str) -> RunManifest:
     counts = {
         str(k): int(v["resources"] if isinstance(v, dict) else v) for k, v in resources.items()
     }
+    rejects_dir = _BRONZE["rejectsDir"]
+    part_files = tuple(
+        str(f).lstrip("/")
+        for f in doc.get("files") or []
+        if isinstance(f, str) and not str(f).lstrip("/").startswith(rejects_dir)
+    )
+    rejects = doc.get("rejects")
+    rejects_by_type = None
+    if isinstance(rejects, dict) and isinstance(rejects.get("byType"), dict):
+        rejects_by_type = {str(k): int(v) for k, v in rejects["byType"].items() if int(v)}
+        if int(rejects.get("untyped") or 0):
+            rejects_by_type[""] = int(rejects["untyped"])
     return RunManifest(
         run_id=run_id,
         complete=complete,
@@ -96,6 +113,8 @@ def parse_manifest(doc: dict[str, Any], run_id: str) -> RunManifest:
         types=tuple(str(t) for t in scope.get("types") or []),
         deleted=tuple(_deleted_entry(d) for d in doc.get("deleted") or []),
         resources=counts,
+        part_files=part_files,
+        rejects_by_type=rejects_by_type,
     )
 
 
@@ -113,6 +132,13 @@ def _hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     assert jvm is not None
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def run_inputs(spark: SparkSession, bronze_uri: str, manifest: RunManifest) -> list[str]:
+    """What to read for a run: the manifest's part files, else the run's partition directories."""
+    if manifest.part_files:
+        return [f"{bronze_uri.rstrip('/')}/{f}" for f in manifest.part_files]
+    return list_run_partitions(spark, bronze_uri, manifest.run_id)
 
 
 def list_run_partitions(spark: SparkSession, bronze_uri: str, run_id: str) -> list[str]:
@@ -177,9 +203,16 @@ def rejects_uri(bronze_uri: str, run_id: str) -> str:
     return f"{bronze_uri.rstrip('/')}/{_BRONZE['rejectsDir']}/run_id={run_id}"
 
 
-def bronze_reject_counts(spark: SparkSession, bronze_uri: str, run_id: str) -> dict[str, int]:
-    """Lines of the run that bronze could not accept, per resource type ('' when unknown)."""
-    uri = rejects_uri(bronze_uri, run_id)
+def bronze_reject_counts(
+    spark: SparkSession, bronze_uri: str, manifest: RunManifest
+) -> dict[str, int]:
+    """Lines of the run that bronze could not accept, per resource type ('' when unknown).
+
+    From the manifest's counts when it has them, else from the run's reject files.
+    """
+    if manifest.rejects_by_type is not None:
+        return dict(manifest.rejects_by_type)
+    uri = rejects_uri(bronze_uri, manifest.run_id)
     fs, path = _hadoop_fs(spark, uri)
     if not fs.exists(path):
         return {}
