@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from fhir_lakehouse.metrics import MetricsCollector
@@ -84,3 +84,39 @@ def test_cache_hit_rate_of_a_cached_dataframe(spark: SparkSession) -> None:
     assert cache.memory_used + cache.disk_used > 0
     # The second count read the cache: its input bytes are the cached blocks.
     assert sum(s.input_bytes for s in result.stages) > 0
+
+
+def test_a_spilling_window_records_its_spill(spark: SparkSession, tmp_path: Path) -> None:
+    # Tiny window buffers (session-level SQL settings, restored below) make the window operator
+    # spill to disk, as a large partition would on real data.
+    conf = {
+        "spark.sql.windowExec.buffer.in.memory.threshold": "512",
+        "spark.sql.windowExec.buffer.spill.threshold": "1024",
+    }
+    previous = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    m = MetricsCollector("run-spill", "gold", str(tmp_path))
+    try:
+        with m.spark_stages(spark, label="window"):
+            df = spark.range(0, 20_000, numPartitions=2).withColumn("k", F.col("id") % 3)
+            [row] = (
+                df.withColumn("s", F.sum("id").over(Window.partitionBy("k")))
+                .agg(F.max("s"))
+                .collect()
+            )
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+    assert row[0] == max(sum(range(k, 20_000, 3)) for k in range(3))
+    by_name: dict[str, float] = {}
+    for r in m.records():
+        by_name[r.name] = by_name.get(r.name, 0.0) + r.value
+    assert by_name["spark.stage.disk_spilled_bytes"] > 0
+    assert by_name["spark.stage.memory_spilled_bytes"] > 0
+    assert by_name["spark.spill_bytes"] == (
+        by_name["spark.stage.disk_spilled_bytes"] + by_name["spark.stage.memory_spilled_bytes"]
+    )
