@@ -35,6 +35,9 @@ P_SNAPSHOT = "fhir.gold.snapshot-id"
 P_SILVER = "fhir.gold.silver-snapshots"
 P_CHANGED = "fhir.gold.changed-patients-snapshot"
 P_PARAMS = "fhir.gold.params"
+# Tag on each gold table (its watermark snapshot) and on each silver table gold read (the
+# snapshot the next run diffs against): snapshot expiry keeps tagged snapshots.
+WATERMARK_TAG = "gold_watermark"
 
 
 def ensure_changed_patients_table(spark: SparkSession) -> None:

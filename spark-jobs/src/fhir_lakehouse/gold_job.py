@@ -393,12 +393,20 @@ def run_gold(
                 run_id, snap[0].snapshot_id if snap else None, silver_snapshots, changed_pin, params
             ),
         )
+        if snap:
+            meta.set_tag(spark, name, inc.WATERMARK_TAG, snap[0].snapshot_id)
         entry.seconds = round(time.perf_counter() - t0, 3)
         log.info(
             "gold table %s: %s (%s) in %.2fs, +%d/-%d rows",
             table.name, entry.mode, entry.reason, entry.seconds, entry.added_records, entry.deleted_records,
         )  # fmt: skip
         report.tables.append(entry)
+    # Keep the silver snapshots this run read until the next run has diffed against them.
+    for view, snapshot_id in silver_snapshots.items():
+        if snapshot_id is not None:
+            meta.set_tag(spark, f"{SILVER_NS}.{view}", inc.WATERMARK_TAG, snapshot_id)
+    if changed_pin is not None:
+        meta.set_tag(spark, inc.CHANGED_PATIENTS_TABLE, inc.WATERMARK_TAG, changed_pin)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

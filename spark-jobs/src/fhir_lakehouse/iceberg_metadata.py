@@ -53,6 +53,23 @@ def set_properties(spark: SparkSession, name: str, values: dict[str, str]) -> No
     update.commit()
 
 
+def set_tag(spark: SparkSession, name: str, tag: str, snapshot_id: int) -> None:
+    """Points tag `tag` at a snapshot (creating or moving it). Snapshot expiry keeps tagged
+    snapshots, so a tag protects a snapshot someone will read again (gold's watermarks)."""
+    table = _jvm_table(spark, name)
+    refs = table.refs()
+    current = refs.get(tag)
+    if current is not None and int(current.snapshotId()) == snapshot_id:
+        return
+    manage = table.manageSnapshots()
+    manage = (
+        manage.replaceTag(tag, snapshot_id)
+        if current is not None
+        else manage.createTag(tag, snapshot_id)
+    )
+    manage.commit()
+
+
 def ancestry(spark: SparkSession, name: str) -> list[SnapshotInfo]:
     """The current snapshot and its ancestors, newest first (expired ancestors end the list)."""
     table = _jvm_table(spark, name)
