@@ -39,6 +39,7 @@ from fhir_lakehouse.gold_tables import (
     write_order_sql,
 )
 from fhir_lakehouse.lake_contract import CONTRACT
+from fhir_lakehouse.metrics import MetricsCollector
 
 log = logging.getLogger("fhir_lakehouse.gold")
 
@@ -274,6 +275,7 @@ def run_gold(
     settings: GoldSettings | None = None,
     gold_location: str | None = None,
     tables: Sequence[str] | None = None,
+    metrics: MetricsCollector | None = None,
 ) -> GoldRunReport:
     """Builds or refreshes the gold tables from silver.
 
@@ -282,6 +284,7 @@ def run_gold(
     with a `patient_key` column) names the patients changed since the last gold run.
     gold_location: base URI for new gold tables (e.g. s3://bucket/gold); default the warehouse.
     `lake_root` locates the local catalog; the session passed in is already bound to it.
+    metrics: per-table RUNTIME and row COUNTs go there (names gold.<table>.*), no PHI.
     """
     del lake_root  # the session carries the catalog; kept for the job's uniform signature
     settings = settings or GoldSettings()
@@ -401,6 +404,15 @@ def run_gold(
             table.name, entry.mode, entry.reason, entry.seconds, entry.added_records, entry.deleted_records,
         )  # fmt: skip
         report.tables.append(entry)
+        if metrics is not None:
+            attrs = {"table": table.name, "mode": entry.mode}
+            metrics.record(f"gold.{table.name}", "RUNTIME", entry.seconds, "s", attrs)
+            metrics.count(f"gold.{table.name}.rows_added", entry.added_records, attrs)
+            metrics.count(f"gold.{table.name}.rows_deleted", entry.deleted_records, attrs)
+            if entry.groups_recomputed is not None:
+                metrics.count(
+                    f"gold.{table.name}.groups_recomputed", entry.groups_recomputed, attrs
+                )
     # Keep the silver snapshots this run read until the next run has diffed against them.
     for view, snapshot_id in silver_snapshots.items():
         if snapshot_id is not None:
@@ -408,6 +420,9 @@ def run_gold(
     if changed_pin is not None:
         meta.set_tag(spark, inc.CHANGED_PATIENTS_TABLE, inc.WATERMARK_TAG, changed_pin)
     report.seconds = round(time.perf_counter() - started, 3)
+    if metrics is not None:
+        written = sum(t.added_records for t in report.tables)
+        metrics.record_step(records=written, seconds=report.seconds)
     return report
 
 
@@ -534,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
         help='JSON: {"gold": {"suppressionThreshold": 10, "referenceDate": "..."}, "spark": {...}}',
     )
     p.add_argument("--tables", help="comma-separated subset of gold tables (default: all)")
+    p.add_argument(
+        "--no-metrics", action="store_true", help="do not write {lake}/metrics/performance_metrics"
+    )
     # The orchestrator's uniform job arguments (lib/core/pipeline-steps.ts sparkJobArguments).
     p.add_argument("--bronze", help=argparse.SUPPRESS)
     p.add_argument("--silver", help="silver layer URI (orchestrator form; lake root is its parent)")
@@ -552,23 +570,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     lake_root = _lake_root_from_args(args)
     settings, spark_settings = settings_from_args(args)
-    from fhir_lakehouse.spark_session import get_or_create_session, local_session
+    from fhir_lakehouse.spark_session import get_or_create_session
 
-    spark = (
-        local_session(lake_root, spark_settings, app_name="fhir-lakehouse-gold")
-        if args.catalog == "local"
-        else get_or_create_session(lake_root, spark_settings)
-    )
+    # The active session on EMR (Glue catalog) and in the local step server; else a local one.
+    spark = get_or_create_session(lake_root, spark_settings)
+    metrics = None if args.no_metrics else MetricsCollector(args.run_id, "gold", lake_root)
     changed: ChangedPatients = None if args.changed_patients_from == "all" else "silver"
-    report = run_gold(
-        spark,
-        lake_root,
-        args.run_id,
-        changed,
-        settings,
-        gold_location=args.gold,
-        tables=args.tables.split(",") if args.tables else None,
-    )
+    try:
+        report = run_gold(
+            spark,
+            lake_root,
+            args.run_id,
+            changed,
+            settings,
+            gold_location=args.gold,
+            tables=args.tables.split(",") if args.tables else None,
+            metrics=metrics,
+        )
+    finally:
+        if metrics is not None:
+            metrics.flush()
     sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     return 0
 

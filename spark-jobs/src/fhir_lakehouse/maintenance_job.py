@@ -32,6 +32,7 @@ from pyspark.sql import SparkSession
 
 from fhir_lakehouse import iceberg_metadata as meta
 from fhir_lakehouse.lake_contract import CONTRACT
+from fhir_lakehouse.metrics import MetricsCollector
 
 log = logging.getLogger("fhir_lakehouse.maintenance")
 
@@ -222,6 +223,22 @@ def run_maintenance(
     return report
 
 
+def record_metrics(metrics: MetricsCollector, report: MaintenanceReport) -> None:
+    """Per table: RUNTIME, data files and bytes after, files compacted, orphans removed."""
+    for t in report.tables:
+        attrs = {"table": t.table}
+        metrics.record(f"maintenance.{t.table}", "RUNTIME", t.seconds, "s", attrs)
+        if t.error:
+            metrics.error("maintenance.table_failed", 1, attrs)
+        if t.before and t.after:
+            metrics.count("maintenance.data_files_before", t.before.data_files, attrs)
+            metrics.count("maintenance.data_files_after", t.after.data_files, attrs)
+            metrics.bytes("maintenance.bytes_after", t.after.bytes, attrs)
+        metrics.count("maintenance.files_compacted", t.rewritten_data_files, attrs)
+        metrics.count("maintenance.orphans_removed", t.orphan_files_removed, attrs)
+    metrics.record_step(records=len(report.tables), seconds=report.seconds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fhir_lakehouse.maintenance_job",
@@ -252,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--catalog", choices=["local", "glue"], default="local", help="Iceberg catalog kind"
     )
     p.add_argument("--settings-json", help='JSON: {"spark": {...local Spark settings...}}')
+    p.add_argument(
+        "--no-metrics", action="store_true", help="do not write {lake}/metrics/performance_metrics"
+    )
     return p
 
 
@@ -268,24 +288,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("maintenance_job: give --lake URI (or --silver URI)")
     now = datetime.now(UTC)
     raw = json.loads(args.settings_json) if args.settings_json else {}
-    from fhir_lakehouse.spark_session import get_or_create_session, local_session
+    from fhir_lakehouse.metrics import MetricsCollector
+    from fhir_lakehouse.spark_session import get_or_create_session
 
-    spark_settings = raw.get("spark") or raw.get("localSpark")
-    spark = (
-        local_session(lake_root, spark_settings, app_name="fhir-lakehouse-maintenance")
-        if args.catalog == "local"
-        else get_or_create_session(lake_root, spark_settings)
+    spark = get_or_create_session(lake_root, raw.get("spark") or raw.get("localSpark"))
+    metrics = (
+        None
+        if args.no_metrics or not args.run_id
+        else MetricsCollector(args.run_id, "maintenance", lake_root)
     )
-    report = run_maintenance(
-        spark,
-        older_than=parse_age(args.older_than, now),
-        orphan_older_than=parse_age(args.orphan_older_than, now),
-        retain_last=args.retain_last,
-        namespaces=[n for n in args.namespaces.split(",") if n],
-        tables=args.tables.split(",") if args.tables else None,
-        run_id=args.run_id,
-        now=now,
-    )
+    try:
+        report = run_maintenance(
+            spark,
+            older_than=parse_age(args.older_than, now),
+            orphan_older_than=parse_age(args.orphan_older_than, now),
+            retain_last=args.retain_last,
+            namespaces=[n for n in args.namespaces.split(",") if n],
+            tables=args.tables.split(",") if args.tables else None,
+            run_id=args.run_id,
+            now=now,
+        )
+        if metrics is not None:
+            record_metrics(metrics, report)
+    finally:
+        if metrics is not None:
+            metrics.flush()
     sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     return 1 if report.failed else 0
 
