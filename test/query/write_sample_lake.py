@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+from fhir_lakehouse.gold_tables import TABLES_BY_NAME
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import (
@@ -24,8 +25,6 @@ from pyiceberg.types import (
     StringType,
     TimestamptzType,
 )
-
-from fhir_lakehouse.gold_tables import TABLES_BY_NAME
 
 ICEBERG = {
     "string": StringType(), "bigint": LongType(), "int": IntegerType(), "double": DoubleType(),
