@@ -319,3 +319,22 @@ def test_timestamps_survive(spark: SparkSession, lake: Path, no_views: Path) -> 
         2025, 1, 10, 8, 30, tzinfo=UTC
     ).replace(tzinfo=None)
     assert got["patient_ref"] == "Patient/p1"
+
+
+def test_cli_prints_the_result_and_records_metrics(
+    spark: SparkSession, lake: Path, no_views: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import pandas as pd
+
+    from fhir_lakehouse.silver_job import main
+
+    write_bronze_run(lake, "r1", [patient("p1"), observation("o1", "p1")])
+    assert main(["--lake", f"file://{lake}", "--run-id", "r1", "--views", str(no_views)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["totals"]["inserted"] == 2 and out["types"]["Patient"]["inserted"] == 1
+    m = pd.read_parquet(lake / "metrics" / "performance_metrics")
+    silver = m[m.step == "silver"]
+    assert set(silver[silver.metric_type == "RUNTIME"].name) >= {"step_total", "silver.classify"}
+    assert silver[silver.name == "step_records"].value.iloc[0] == 2

@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fhir_lakehouse import silver_views
+from fhir_lakehouse.gold_incremental import record_changed_patients
 from fhir_lakehouse.lake_contract import layer_uri
 from fhir_lakehouse.silver_bronze import (
     BRONZE_SCHEMA,
@@ -503,10 +504,6 @@ def _record_changed_patients(
     good: DataFrame,
 ) -> None:
     """Tells the gold job which patients this run touched (old and new owners of changed rows)."""
-    try:  # TEMPORARY until the gold engineer commits gold_incremental
-        from fhir_lakehouse.gold_incremental import record_changed_patients
-    except ImportError:
-        return
 
     def owner(df: DataFrame, ref: str) -> DataFrame:
         return df.select(

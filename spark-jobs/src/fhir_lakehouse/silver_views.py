@@ -167,18 +167,20 @@ def ensure_view_tables(spark: SparkSession, views: list[SilverView]) -> dict[str
     return added
 
 
-def _never_written(spark: SparkSession, table: str) -> bool:
-    return spark.sql(f"SELECT 1 FROM {qualified(table)}.snapshots LIMIT 1").count() == 0
+def current_snapshot_id(spark: SparkSession, table: str) -> int | None:
+    """The table's current snapshot id, from its properties (a catalog lookup, no Spark job)."""
+    rows = spark.sql(f"SHOW TBLPROPERTIES {qualified(table)} ('current-snapshot-id')").collect()
+    value = str(rows[0]["value"]) if rows else "none"
+    return int(value) if value.lstrip("-").isdigit() else None
 
 
-def _last_snapshot(spark: SparkSession, table: str) -> tuple[int | None, dict[str, str]]:
-    """The table's newest snapshot: (id, summary)."""
+def _snapshot_summary(spark: SparkSession, table: str, snapshot_id: int) -> dict[str, str]:
     row = (
-        spark.sql(f"SELECT snapshot_id, summary FROM {qualified(table)}.snapshots")
-        .orderBy(F.col("committed_at").desc())
+        spark.sql(f"SELECT summary FROM {qualified(table)}.snapshots")
+        .where(F.col("snapshot_id") == snapshot_id)
         .first()
     )
-    return (int(row["snapshot_id"]), dict(row["summary"])) if row is not None else (None, {})
+    return dict(row["summary"]) if row is not None else {}
 
 
 def _source(spark: SparkSession, resource_type: str, run_id: str | None) -> DataFrame:
@@ -214,7 +216,7 @@ def _write_view(
     table = qualified(view.name)
     schema = spark.table(table).schema
     aligned = _aligned(rows, schema)
-    before, _ = _last_snapshot(spark, view.name)
+    before = current_snapshot_id(spark, view.name)
     if delete_ids is None:
         aligned.writeTo(table).append()
     else:
@@ -226,8 +228,9 @@ def _write_view(
         source.createOrReplaceTempView(temp)
         spark.sql(view_refresh_sql(table, temp, view.key, schema.fieldNames()))
         spark.catalog.dropTempView(temp)
-    after, summary = _last_snapshot(spark, view.name)
-    if after != before:
+    after = current_snapshot_id(spark, view.name)
+    if after is not None and after != before:
+        summary = _snapshot_summary(spark, view.name, after)
         refresh.rows_written += int(summary.get("added-records", 0))
         refresh.rows_deleted += int(summary.get("added-position-deletes", 0)) + int(
             summary.get("deleted-records", 0)
@@ -255,20 +258,23 @@ def refresh_views(
     if not views:
         return results
     changes = spark.table(qualified(CHANGES)).where(F.col("run_id") == run_id)
-    changed_types = {str(r[0]) for r in changes.select("resource_type").distinct().collect()}
+    op_counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in changes.groupBy("resource_type", "op").count().collect():
+        op_counts[str(r["resource_type"])][str(r["op"])] = int(r["count"])
     by_type: dict[str, list[SilverView]] = defaultdict(list)
     for view in views:
         by_type[view.resource_type].append(view)
     for rtype, tviews in sorted(by_type.items()):
-        fresh = [v for v in tviews if _never_written(spark, v.name)]
-        stale = [v for v in tviews if v not in fresh and rtype in changed_types]
+        fresh = [v for v in tviews if current_snapshot_id(spark, v.name) is None]
+        stale = [v for v in tviews if v not in fresh and rtype in op_counts]
         if fresh:
-            _refresh_group(spark, rtype, fresh, None, None, results)
+            _refresh_group(spark, rtype, fresh, None, None, False, results)
             for v in fresh:
                 results[v.name].full_build = True
         if stale:
             typed = changes.where(F.col("resource_type") == rtype)
-            _refresh_group(spark, rtype, stale, run_id, typed, results)
+            replaces = any(op_counts[rtype].get(op) for op in (UPDATE, DELETE))
+            _refresh_group(spark, rtype, stale, run_id, typed, replaces, results)
     return results
 
 
@@ -278,6 +284,7 @@ def _refresh_group(
     views: list[SilverView],
     run_id: str | None,
     changes: DataFrame | None,
+    replaces: bool,
     results: dict[str, ViewRefresh],
 ) -> None:
     """Compiles the views of one type over their source rows (one JSON parse) and writes them."""
@@ -296,10 +303,9 @@ def _refresh_group(
                 spark.table(qualified(view.name)).where(F.col("_run_id") == run_id).limit(1).count()
                 > 0
             )
-            ops = [INSERT, UPDATE, DELETE] if redo else [UPDATE, DELETE]
-            delete_ids = changes.where(F.col("op").isin(ops)).select("id")
-            if not redo and delete_ids.limit(1).count() == 0:
-                delete_ids = None
+            if redo or replaces:
+                ops = [INSERT, UPDATE, DELETE] if redo else [UPDATE, DELETE]
+                delete_ids = changes.where(F.col("op").isin(ops)).select("id")
         frame = _table_frame(view, compiled.tables[view.name])
         _write_view(spark, view, frame, delete_ids, results[view.name])
     try:
