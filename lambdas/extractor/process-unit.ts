@@ -257,7 +257,7 @@ async function searchPatients(unit: SearchPatientsUnit, deps: ExtractorDeps): Pr
   };
   const keep = (b: Buffer, s: number, e: number): void => {
     const kept = writer.resource(b, s, e, null, accept);
-    if (kept && sharedWanted.size > 0) collectSharedRefs(kept.parsed, sharedWanted, referenced);
+    if (kept && sharedWanted.size > 0) collectSharedRefs(kept.parse(), sharedWanted, referenced);
   };
 
   const tasks: SearchTask[] = [];

@@ -206,8 +206,13 @@ export async function readUnitRecords(
   return { done, failed };
 }
 
+/**
+ * Commits a run: its files are made durable first, then the manifest (durable too), then the
+ * index entry for --since auto.
+ */
 export async function writeRunManifest(storage: Storage, bronzeUri: string, m: RunManifest): Promise<void> {
-  await writeJson(storage, runManifestUri(bronzeUri, m.runId), m);
+  await storage.sync(m.files.map((f) => joinUri(bronzeUri, f)));
+  await writeJson(storage, runManifestUri(bronzeUri, m.runId), m, { durable: true });
   const index: FinishedRunIndex = {
     runId: m.runId,
     mode: m.mode,
@@ -217,7 +222,7 @@ export async function writeRunManifest(storage: Storage, bronzeUri: string, m: R
     transactionTimes: Object.fromEntries(Object.entries(m.bulk).map(([g, b]) => [g, b.transactionTime])),
   };
   if (m.mode === "search" && m.transactionTime) for (const g of m.requested.groups) index.transactionTimes[g] ??= m.transactionTime;
-  await writeJson(storage, finishedIndexUri(bronzeUri, m.runId), index);
+  await writeJson(storage, finishedIndexUri(bronzeUri, m.runId), index, { durable: true });
 }
 
 export async function readRunManifest(storage: Storage, bronzeUri: string, runId: string): Promise<RunManifest | undefined> {

@@ -4,8 +4,12 @@
 //
 // Writes are atomic: a reader never sees half a file under its final name. Locally the bytes go to
 // a hidden temporary file in the same directory (`.NAME.tmp-…`, which Spark and our listings
-// ignore), are fsync'd, then renamed. On S3 an object only appears when PutObject or the last
-// step of a multipart upload succeeds; a failed multipart upload is aborted.
+// ignore), then are renamed. On S3 an object only appears when PutObject or the last step of a
+// multipart upload succeeds; a failed multipart upload is aborted.
+// Durability against a machine crash (not just a process crash) is asked for where it matters:
+// `sync(uris)` fsyncs files written before (the bronze writer's parts, all at once before the run
+// manifest is committed), and `write(…, { durable: true })` fsyncs before the rename (the
+// manifest). S3 writes are durable when they return.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -26,8 +30,8 @@ export interface Storage {
   readTextIfExists(uri: string): Promise<string | undefined>;
   /** A stream of the object's bytes. */
   readStream(uri: string): Promise<Readable>;
-  /** Writes the whole object atomically (replaces any previous one). */
-  write(uri: string, data: Uint8Array | string): Promise<void>;
+  /** Writes the whole object atomically (replaces any previous one); `durable`: fsync'd before it appears. */
+  write(uri: string, data: Uint8Array | string, options?: WriteOptions): Promise<void>;
   /** Writes a stream atomically; returns the number of bytes written. */
   writeStream(uri: string, source: AsyncIterable<Uint8Array>): Promise<number>;
   /** Every object under a prefix (recursively), sorted by URI; temporary files are skipped. */
@@ -35,6 +39,13 @@ export interface Storage {
   exists(uri: string): Promise<boolean>;
   /** Deletes an object; no error when it is already gone. */
   delete(uri: string): Promise<void>;
+  /** Makes objects written earlier durable (local files: fsync; S3: nothing to do). */
+  sync(uris: readonly string[]): Promise<void>;
+}
+
+export interface WriteOptions {
+  /** fsync before the object appears under its name (S3: always). */
+  durable?: boolean;
 }
 
 export class NotFoundError extends Error {
@@ -110,14 +121,18 @@ export class FileStorage implements Storage {
   async readStream(uri: string): Promise<Readable> {
     const p = fileUriToPath(uri);
     if (!fs.existsSync(p)) throw new NotFoundError(uri);
-    return fs.createReadStream(p, { highWaterMark: 1 << 20 });
+    return fs.createReadStream(p, { highWaterMark: 256 << 10 });
   }
 
-  async write(uri: string, data: Uint8Array | string): Promise<void> {
-    await this.atomically(uri, async (fh) => {
-      await fh.writeFile(data);
-      return typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
-    });
+  async write(uri: string, data: Uint8Array | string, options: WriteOptions = {}): Promise<void> {
+    await this.atomically(
+      uri,
+      async (fh) => {
+        await fh.writeFile(data);
+        return typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
+      },
+      options.durable === true,
+    );
   }
 
   async writeStream(uri: string, source: AsyncIterable<Uint8Array>): Promise<number> {
@@ -131,7 +146,7 @@ export class FileStorage implements Storage {
     });
   }
 
-  private async atomically(uri: string, body: (fh: fsp.FileHandle) => Promise<number>): Promise<number> {
+  private async atomically(uri: string, body: (fh: fsp.FileHandle) => Promise<number>, durable = false): Promise<number> {
     const target = fileUriToPath(uri);
     const dir = path.dirname(target);
     await fsp.mkdir(dir, { recursive: true });
@@ -140,7 +155,7 @@ export class FileStorage implements Storage {
     let n: number;
     try {
       n = await body(fh);
-      await fh.sync();
+      if (durable) await fh.sync();
     } catch (e) {
       await fh.close().catch(() => undefined);
       await fsp.rm(tmp, { force: true });
@@ -189,6 +204,34 @@ export class FileStorage implements Storage {
 
   async delete(uri: string): Promise<void> {
     await fsp.rm(fileUriToPath(uri), { force: true });
+  }
+
+  async sync(uris: readonly string[]): Promise<void> {
+    const dirs = new Set<string>();
+    // A few at a time: the kernel has most of it written back by now.
+    for (let i = 0; i < uris.length; i += 16) {
+      await Promise.all(
+        uris.slice(i, i + 16).map(async (u) => {
+          const p = fileUriToPath(u);
+          dirs.add(path.dirname(p));
+          const fh = await fsp.open(p, "r");
+          try {
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+        }),
+      );
+    }
+    // and the directory entries the renames created
+    for (const d of dirs) {
+      const fh = await fsp.open(d, "r").catch(() => undefined);
+      if (fh)
+        await fh
+          .sync()
+          .catch(() => undefined)
+          .finally(() => fh.close());
+    }
   }
 }
 
@@ -239,6 +282,7 @@ export class S3Storage implements Storage {
   }
 
   async write(uri: string, data: Uint8Array | string): Promise<void> {
+    // S3 objects are durable once PutObject returns.
     const { PutObjectCommand } = await import("@aws-sdk/client-s3");
     const { bucket, key } = parseS3Uri(uri);
     await (await this.client()).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data }));
@@ -326,6 +370,10 @@ export class S3Storage implements Storage {
     const { bucket, key } = parseS3Uri(uri);
     await (await this.client()).send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   }
+
+  async sync(): Promise<void> {
+    // nothing to do: S3 writes are durable when they return
+  }
 }
 
 /**
@@ -364,6 +412,6 @@ export async function readJsonIfExists<T>(storage: Storage, uri: string): Promis
 }
 
 /** Writes a JSON document atomically (pretty-printed: manifests are read by people too). */
-export async function writeJson(storage: Storage, uri: string, value: unknown): Promise<void> {
-  await storage.write(uri, JSON.stringify(value, null, 2) + "\n");
+export async function writeJson(storage: Storage, uri: string, value: unknown, options?: WriteOptions): Promise<void> {
+  await storage.write(uri, JSON.stringify(value, null, 2) + "\n", options);
 }

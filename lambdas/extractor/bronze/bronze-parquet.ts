@@ -113,7 +113,7 @@ export class BlockPool {
   private readonly free: Buffer[] = [];
   constructor(
     readonly blockBytes = 1 << 20,
-    private readonly maxFree = 32,
+    private readonly maxFree = 24,
   ) {}
   /** A block of at least `min` bytes (lines longer than a block get their own, not pooled). */
   take(min: number): Buffer {
@@ -201,8 +201,9 @@ function bronzeWriterProperties(): pw.WriterProperties {
     .setCreatedBy("fhir-pipeline bronze writer");
   // Constant or repeating values: a dictionary makes them nearly free.
   for (const col of ["resource_type", "run_id", "source", "patient_ref", "version_id"]) b = b.setColumnDictionaryEnabled(col, true);
-  // Min/max of whole resources is useless and costs a full comparison per row.
-  b = b.setColumnStatisticsEnabled("resource", pw.EnabledStatistics.None);
+  // Min/max of whole resources, random ids and hashes prune nothing and cost a comparison per row.
+  for (const col of ["resource", "id", "content_hash", "source", "run_id"])
+    b = b.setColumnStatisticsEnabled(col, pw.EnabledStatistics.None);
   return b.build();
 }
 

@@ -39,7 +39,7 @@ export class MemoryBudget {
     return this.held > this.limitBytes;
   }
 }
-export const PROCESS_MEMORY_BUDGET = new MemoryBudget(32 << 20);
+export const PROCESS_MEMORY_BUDGET = new MemoryBudget(24 << 20);
 
 export interface BronzeLocation {
   storage: Storage;
@@ -131,7 +131,7 @@ export class UnitWriter implements LineSink {
     end: number,
     lineNo: number | null,
     accept?: (resourceType: string, id: string) => boolean,
-  ): { resourceType: string; id: string; parsed: Record<string, unknown> } | undefined {
+  ): { resourceType: string; id: string; parse: () => Record<string, unknown> } | undefined {
     const x = examineResource(b, start, end, this.o.wanted);
     if (!x.ok) {
       this.reject(x.reason, x.resourceType, lineNo, b.toString("utf8", start, Math.min(end, start + REJECT_LINE_KEEP)));
@@ -148,11 +148,7 @@ export class UnitWriter implements LineSink {
     const len = end - start;
     this.held += len;
     this.budget.add(len);
-    if (this.o.onRows) {
-      this.kept.set(t, (this.kept.get(t) ?? 0) + 1);
-      this.o.onRows(t, 1);
-    }
-    return { resourceType: t, id: x.keys.id, parsed: x.parsed };
+    return { resourceType: t, id: x.keys.id, parse: x.parse };
   }
 
   /** Records a rejected line (reason, type when known). */
@@ -173,8 +169,22 @@ export class UnitWriter implements LineSink {
 
   // ------------------------------------------------------------------ output
 
+  /** Reports the rows kept since the last call to `onRows` (once per chunk, not per row). */
+  private reportRows(): void {
+    if (!this.o.onRows) return;
+    for (const [t, r] of this.rows) {
+      const total = (this.counts[t]?.resources ?? 0) + r.rows;
+      const delta = total - (this.kept.get(t) ?? 0);
+      if (delta !== 0) {
+        this.kept.set(t, total);
+        this.o.onRows(t, delta);
+      }
+    }
+  }
+
   /** Writes out the types whose rows reached the part size, or the largest when memory is short. */
   async flushFull(): Promise<void> {
+    this.reportRows();
     for (const [t, r] of this.rows) if (r.bytes >= this.partRawBytes) await this.writePart(t, r, true);
     if (this.budget.exceeded && this.held > 0) {
       let largest: [string, BronzeRows] | undefined;
@@ -186,6 +196,7 @@ export class UnitWriter implements LineSink {
 
   /** Writes every remaining row and the rejects; returns what was written. */
   async finish(): Promise<UnitWriteResult> {
+    this.reportRows();
     for (const [t, r] of this.rows) if (r.rows > 0) await this.writePart(t, r, false);
     this.rows.clear();
     if (this.rejectRows.length > 0) {

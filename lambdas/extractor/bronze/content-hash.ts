@@ -46,17 +46,33 @@ export function contentHash(b: Buffer, start: number, end: number, hasMetaVersio
   const meta = findMember(b, start, end, META);
   if (!meta || b[meta.valueStart] !== 0x7b) return sha256Hex(b.subarray(start, end));
   // Which parts of the meta object to keep.
-  const keep: Array<[number, number]> = [];
+  const keep: number[] = [];
   let dropped = 0;
   forEachMember(b, meta.valueStart, meta.end, (ks, ke, span) => {
     if (isKey(b, ks, ke, VERSION_ID) || isKey(b, ks, ke, LAST_UPDATED)) dropped++;
-    else keep.push([span.start, span.end]);
+    else keep.push(span.start, span.end);
   });
   if (dropped === 0) return sha256Hex(b.subarray(start, end));
+  return contentHashWithoutVersioning(b, start, end, meta, keep);
+}
+
+/** The member `meta` as the JSON scanner or json-spans locate it. */
+export interface MetaMember {
+  start: number;
+  end: number;
+  valueStart: number;
+  commaBefore: number;
+  commaAfter: number;
+}
+
+/**
+ * The hash of b[start, end) with meta rewritten to hold only the members `keep` (flat pairs of
+ * [start, end)), or dropped with one of its commas when `keep` is empty.
+ */
+export function contentHashWithoutVersioning(b: Buffer, start: number, end: number, meta: MetaMember, keep: readonly number[]): string {
   const out = scratchOf(end - start + 2);
   let n = 0;
   if (keep.length === 0) {
-    // Drop the whole `"meta":{…}` member with one of its commas.
     let cutStart = meta.start;
     let cutEnd = meta.end;
     if (meta.commaAfter >= 0) cutEnd = meta.commaAfter + 1;
@@ -66,12 +82,17 @@ export function contentHash(b: Buffer, start: number, end: number, hasMetaVersio
   } else {
     n += b.copy(out, n, start, meta.valueStart);
     out[n++] = 0x7b;
-    keep.forEach(([s, e], k) => {
+    for (let k = 0; k < keep.length; k += 2) {
       if (k > 0) out[n++] = 0x2c;
-      n += b.copy(out, n, s, e);
-    });
+      n += b.copy(out, n, keep[k], keep[k + 1]);
+    }
     out[n++] = 0x7d;
     n += b.copy(out, n, meta.end, end);
   }
   return sha256Hex(out.subarray(0, n));
+}
+
+/** SHA-256 (hex) of the text as is. */
+export function rawContentHash(b: Buffer, start: number, end: number): string {
+  return sha256Hex(b.subarray(start, end));
 }

@@ -1,7 +1,8 @@
 // From one resource's JSON text to the key columns of its bronze row (resource_type, id,
 // version_id, last_updated, patient_ref, content_hash), or the reason it is rejected. The text
 // itself is kept byte for byte by the writer; nothing here re-serialises it.
-import { contentHash } from "./content-hash";
+import { contentHash, contentHashWithoutVersioning, rawContentHash } from "./content-hash";
+import { scanResource, type ScannedResource } from "./json-scan";
 
 export type RejectReason =
   | "not_json" // the line is not JSON
@@ -23,7 +24,8 @@ export interface RowKeys {
 }
 
 export type Examined =
-  { ok: true; keys: RowKeys; parsed: Record<string, unknown> } | { ok: false; reason: RejectReason; resourceType: string | null };
+  /** `parse`: the resource as an object, parsed on demand (the fast path does not build it) */
+  { ok: true; keys: RowKeys; parse: () => Record<string, unknown> } | { ok: false; reason: RejectReason; resourceType: string | null };
 
 type Ref = { reference?: unknown } | undefined;
 
@@ -45,14 +47,62 @@ export function patientRefOfResource(resourceType: string, id: string, r: Record
   return patientRefOf(r.subject as Ref) ?? patientRefOf(r.patient as Ref) ?? patientRefOf(r.beneficiary as Ref);
 }
 
+const scan = {} as ScannedResource;
+
 /**
- * Examines the resource text b[start, end). `text` may be passed when the caller already decoded
- * it. `wanted` (optional) is the set of resource types asked for.
+ * Examines the resource text b[start, end) (valid UTF-8). `wanted` (optional) is the set of
+ * resource types asked for. The JSON scanner validates and finds the key members without building
+ * the object; JSON.parse is used only for the texts it does not read (see json-scan.ts).
  */
-export function examineResource(b: Buffer, start: number, end: number, wanted?: ReadonlySet<string>, text?: string): Examined {
+export function examineResource(b: Buffer, start: number, end: number, wanted?: ReadonlySet<string>): Examined {
+  const outcome = scanResource(b, start, end, scan);
+  if (outcome === "invalid") return { ok: false, reason: "not_json", resourceType: null };
+  if (outcome === "fallback") return examineParsed(b, start, end, wanted);
+  const str = (span: number[]): string =>
+    scan.escaped ? (JSON.parse(b.toString("utf8", span[0], span[1])) as string) : b.toString("utf8", span[0] + 1, span[1] - 1);
+  const resourceType = scan.resourceType.length ? str(scan.resourceType) : "";
+  const id = scan.id.length ? str(scan.id) : "";
+  if (resourceType === "" || id === "") return { ok: false, reason: "not_a_resource", resourceType: resourceType || null };
+  if (wanted && !wanted.has(resourceType)) return { ok: false, reason: "unexpected_type", resourceType };
+  let lastUpdatedMs: number | null = null;
+  if (scan.lastUpdated.length) {
+    const t = Date.parse(str(scan.lastUpdated));
+    if (!Number.isNaN(t)) lastUpdatedMs = t;
+  }
+  let patientRef: string | null = null;
+  if (resourceType === "Patient") patientRef = "Patient/" + id;
+  else
+    for (const span of scan.refs) {
+      if (span.length && (patientRef = patientRefOf({ reference: b.toString("utf8", span[0] + 1, span[1] - 1) })) !== null) break;
+    }
+  const m = scan.meta;
+  return {
+    ok: true,
+    parse: () => JSON.parse(b.toString("utf8", start, end)) as Record<string, unknown>,
+    keys: {
+      resourceType,
+      id,
+      versionId: scan.versionId.length ? str(scan.versionId) : null,
+      lastUpdatedMs,
+      patientRef,
+      contentHash: scan.metaVersioned
+        ? contentHashWithoutVersioning(
+            b,
+            start,
+            end,
+            { start: m[0], end: m[1], valueStart: m[2], commaBefore: m[3], commaAfter: m[4] },
+            scan.metaKeep,
+          )
+        : rawContentHash(b, start, end),
+    },
+  };
+}
+
+/** The slow path: JSON.parse, for what the scanner leaves (not an object, escaped keys, duplicates). */
+export function examineParsed(b: Buffer, start: number, end: number, wanted?: ReadonlySet<string>): Examined {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text ?? b.toString("utf8", start, end));
+    parsed = JSON.parse(b.toString("utf8", start, end));
   } catch {
     return { ok: false, reason: "not_json", resourceType: null };
   }
@@ -84,7 +134,7 @@ export function examineResource(b: Buffer, start: number, end: number, wanted?: 
   }
   return {
     ok: true,
-    parsed: r,
+    parse: () => r,
     keys: {
       resourceType,
       id,
