@@ -45,27 +45,12 @@ export interface AthenaQueryResult {
   engineMillis?: number;
 }
 
-/** Finds a named query of the workgroup by name (ListNamedQueries + GetNamedQuery). */
+/** Finds a named query of the workgroup by name. */
 export async function findNamedQuery(clients: AwsClients, workgroup: string, name: string): Promise<NamedQuery> {
-  const all: NamedQuery[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await clients.athena.send(new ListNamedQueriesCommand({ WorkGroup: workgroup, NextToken: nextToken, MaxResults: 50 }));
-    const ids = page.NamedQueryIds ?? [];
-    // One GetNamedQuery per id: a workgroup holds a handful of named queries.
-    for (const id of ids) {
-      const got = (await clients.athena.send(new GetNamedQueryCommand({ NamedQueryId: id }))).NamedQuery;
-      if (!got) continue;
-      if (got.Name === name) return got;
-      all.push(got);
-    }
-    nextToken = page.NextToken;
-  } while (nextToken);
-  const known = all
-    .map((q) => q.Name)
-    .filter(Boolean)
-    .sort();
-  throw new OperatorError(`no named query "${name}" in workgroup ${workgroup} (known: ${known.join(", ") || "none"})`);
+  const all = await listNamedQueries(clients, workgroup);
+  const hit = all.find((q) => q.Name === name);
+  if (hit) return hit;
+  throw new OperatorError(`no named query "${name}" in workgroup ${workgroup} (known: ${all.map((q) => q.Name).join(", ") || "none"})`);
 }
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
@@ -217,6 +202,44 @@ export async function queryInAws(options: QueryInAwsOptions): Promise<AthenaQuer
         out.write(renderQueryResult(result));
       }
       return result;
+    });
+  } finally {
+    if (!options.clients) clients.destroy();
+  }
+}
+
+/** Every named query of a workgroup (name, description, database). */
+export async function listNamedQueries(clients: AwsClients, workgroup: string): Promise<NamedQuery[]> {
+  const all: NamedQuery[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await clients.athena.send(new ListNamedQueriesCommand({ WorkGroup: workgroup, NextToken: nextToken, MaxResults: 50 }));
+    for (const id of page.NamedQueryIds ?? []) {
+      const got = (await clients.athena.send(new GetNamedQueryCommand({ NamedQueryId: id }))).NamedQuery;
+      if (got) all.push(got);
+    }
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return all.sort((a, b) => (a.Name ?? "").localeCompare(b.Name ?? ""));
+}
+
+/** `query --env NAME --list`: the named queries saved in the environment's workgroup. */
+export async function listQueriesInAws(options: {
+  envName: string;
+  region?: string;
+  outputsFile?: string;
+  clients?: AwsClients;
+  out?: NodeJS.WritableStream;
+}) {
+  const clients = options.clients ?? new AwsClients({ region: options.region });
+  const out = options.out ?? process.stdout;
+  try {
+    return await withOperatorErrors({ envName: options.envName, region: options.region }, async () => {
+      const env = await resolveEnvironment({ envName: options.envName, outputsFile: options.outputsFile, clients });
+      const queries = await listNamedQueries(clients, env.workgroup);
+      for (const q of queries) out.write(`${q.Name}${q.Description ? `  ${q.Description}` : ""}\n`);
+      if (queries.length === 0) out.write(`no named queries in workgroup ${env.workgroup}\n`);
+      return queries;
     });
   } finally {
     if (!options.clients) clients.destroy();

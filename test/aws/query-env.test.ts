@@ -10,6 +10,7 @@ import { queryInAws, runAthenaQuery, renderQueryResult } from "../../lib/aws/ath
 import { AwsClients } from "../../lib/aws/clients";
 import { ATHENA_BYTES_PER_MB, athenaQueryCost } from "../../lib/aws/cost";
 import { resolveEnvironment, type DeployedEnvironment } from "../../lib/aws/environment";
+import { emulatorEnv, runCli } from "./cli-process";
 import { ENV_NAME, createDeployedEnvironment, type Fixture } from "./deployed-env-fixture";
 import { MOTO_ENV, startMoto, type MotoServer } from "./moto-server";
 
@@ -168,5 +169,31 @@ describe("query --env", () => {
     expect(printed.database).toBe("fhir_gold_dev");
     expect(printed.billedBytes).toBe(10 * ATHENA_BYTES_PER_MB);
     expect(printed.costUsd).toBeCloseTo(athenaQueryCost(0), 15);
+  });
+
+  it("runs from the command line: query --env with a table, --json and --list", async () => {
+    // The CLI process has no paging stand-in: moto answers the whole result in one page.
+    await seedResult(3);
+    const table = await runCli(
+      ["query", "--env", ENV_NAME, "SELECT patient_id, code, value FROM latest_observation"],
+      emulatorEnv(moto.endpoint),
+    );
+    expect(table.stderr).toBe("");
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^patient_id \| code\s+\| value$/);
+    expect(lines[2]).toMatch(/^p00000\s+\| 8867-4 \| NULL$/);
+    expect(lines[lines.length - 1]).toMatch(/^3 rows in 1 page; scanned 0 bytes \(billed 10\.0 MB\), cost \$0\.0000477 \[query \S+\]$/);
+
+    await seedResult(2);
+    const json = await runCli(["query", "--env", ENV_NAME, "--named", "condition_prevalence", "--json"], emulatorEnv(moto.endpoint));
+    expect(json.code).toBe(0);
+    const printed = JSON.parse(json.stdout);
+    expect(printed.query).toBe("SELECT code, patients FROM condition_prevalence");
+    expect(printed.rows).toHaveLength(2);
+
+    const list = await runCli(["query", "--env", ENV_NAME, "--list"], emulatorEnv(moto.endpoint));
+    expect(list.code).toBe(0);
+    expect(list.stdout).toBe("condition_prevalence\n");
   });
 });

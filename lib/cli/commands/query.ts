@@ -14,7 +14,10 @@ const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 export const SPARK_JOBS_PYTHON = path.join(REPO_ROOT, "spark-jobs", ".venv", "bin", "python");
 
 /** Where a query runs. */
-export type QueryTarget = { kind: "local"; workdir?: string; lake?: string };
+export type QueryTarget =
+  | { kind: "local"; workdir?: string; lake?: string }
+  /** A deployed environment's Athena workgroup (lib/aws/athena-query.ts). */
+  | { kind: "athena"; env: string; region?: string; outputsFile?: string };
 
 /** What to run and how to print it. */
 export interface QueryRequest {
@@ -32,10 +35,17 @@ export interface QueryCliOptions {
   list?: boolean;
   json?: boolean;
   maxRows?: string;
+  env?: string;
+  region?: string;
+  outputsFile?: string;
 }
 
 /** Checks the options and says where the query runs (exactly one place, except for --list). */
 export function resolveTarget(opts: QueryCliOptions): QueryTarget {
+  if (opts.env) {
+    if (opts.workdir || opts.lake) throw new Error("give either --env NAME (Athena) or --workdir/--lake (local), not both");
+    return { kind: "athena", env: opts.env, region: opts.region, outputsFile: opts.outputsFile };
+  }
   if (opts.workdir && opts.lake) throw new Error("give either --workdir or --lake, not both");
   if (!opts.workdir && !opts.lake && !opts.list)
     throw new Error("say where to query: --workdir DIR (a local run's work dir) or --lake URI");
@@ -58,6 +68,7 @@ export function resolveRequest(sql: string | undefined, opts: QueryCliOptions): 
 export function localQueryArgs(target: QueryTarget, req: QueryRequest): string[] {
   const args: string[] = [];
   if (req.list) return ["--list"];
+  if (target.kind !== "local") throw new Error(`not a local query target: ${target.kind}`);
   if (target.workdir) args.push("--workdir", path.resolve(target.workdir));
   if (target.lake) args.push("--lake", target.lake);
   if (req.named) args.push("--named", req.named);
@@ -75,6 +86,14 @@ export interface QueryIo {
 
 /** Runs the query and returns the exit code (0 ok, 2 a query the runner refused or that failed). */
 export async function runQuery(target: QueryTarget, req: QueryRequest, io: QueryIo): Promise<number> {
+  if (target.kind === "athena") {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const athena = require("../../aws/athena-query") as typeof import("../../aws/athena-query");
+    const where = { envName: target.env, region: target.region, outputsFile: target.outputsFile, out: io.stdout };
+    if (req.list) await athena.listQueriesInAws(where);
+    else await athena.queryInAws({ ...where, sql: req.sql, named: req.named, json: req.json, maxRows: req.maxRows });
+    return 0;
+  }
   const python = io.python ?? SPARK_JOBS_PYTHON;
   if (!fs.existsSync(python)) throw new Error(`${python} is missing: run \`node scripts/setup.js --python\` first`);
   const child = spawn(python, ["-m", "fhir_lakehouse.local_query", ...localQueryArgs(target, req)], {
@@ -100,6 +119,9 @@ export function register(program: Command): void {
     .option("--list", "list the named queries with their descriptions")
     .option("--json", "print the rows as a JSON array of objects instead of a table")
     .option("--max-rows <n>", "print at most N rows of the table")
+    .option("--env <name>", "instead of a local lake: a deployed environment's Athena workgroup (prints bytes scanned and cost)")
+    .option("--region <region>", "with --env: AWS region of the environment (default: AWS_REGION or the profile's)")
+    .option("--outputs-file <file>", "with --env: read stack outputs from this `cdk deploy --outputs-file` file")
     .addHelpText(
       "after",
       [
@@ -108,6 +130,7 @@ export function register(program: Command): void {
         "  fhir-pipeline query --workdir .work --named monthly_admissions",
         '  fhir-pipeline query --workdir .work --json "SELECT sex, count(*) AS n FROM gold.patient_summary GROUP BY sex"',
         "  fhir-pipeline query --list",
+        "  fhir-pipeline query --env prod --named monthly_admissions",
       ].join("\n"),
     )
     .action(async (sql: string | undefined, opts: QueryCliOptions) => {
