@@ -96,7 +96,7 @@ describe("one-line errors", () => {
   });
 
   it("a missing region says to pass --region", async () => {
-    const r = await runCli(["status", "--env", "dev"], {
+    const r = await runCli(["query", "--env", "dev", "SELECT 1"], {
       ...emulatorEnv(moto.endpoint),
       AWS_REGION: undefined,
       AWS_DEFAULT_REGION: undefined,
