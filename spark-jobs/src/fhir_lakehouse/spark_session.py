@@ -15,6 +15,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 CATALOG = "lake"
+SPARK_LOG_LEVEL_ENV = "FHIR_PIPELINE_SPARK_LOG_LEVEL"
 _SPARK_JOBS_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -107,7 +108,9 @@ def local_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    # FHIR_PIPELINE_SPARK_LOG_LEVEL (INFO, DEBUG, ...) makes a local run's Spark log verbose for a
+    # diagnosis; the reliability tests run with it and check that no PHI reaches the log.
+    spark.sparkContext.setLogLevel(os.environ.get(SPARK_LOG_LEVEL_ENV, "WARN").upper())
     return spark
 
 
