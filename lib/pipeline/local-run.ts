@@ -229,6 +229,19 @@ export function writeLocalReport(layout: WorkdirLayout, runId: string): string {
   return writeHtmlReport(layout.root, runId);
 }
 
+/** Removes what an interrupted run extracted: its bronze parts, rejects and unit records. */
+export function clearRunExtraction(layout: WorkdirLayout, runId: string): void {
+  const bronze = path.join(layout.lakeDir, "bronze");
+  if (!fs.existsSync(bronze)) return;
+  for (const typeDir of fs.readdirSync(bronze).filter((d) => d.startsWith("resource_type="))) {
+    for (const dateDir of fs.readdirSync(path.join(bronze, typeDir))) {
+      fs.rmSync(path.join(bronze, typeDir, dateDir, `run_id=${runId}`), { recursive: true, force: true });
+    }
+  }
+  fs.rmSync(path.join(bronze, "_rejects", `run_id=${runId}`), { recursive: true, force: true });
+  for (const dir of ["units", "plans", "exports"]) fs.rmSync(path.join(bronze, "_runs", runId, dir), { recursive: true, force: true });
+}
+
 /**
  * Runs the pipeline locally and returns its summary (prints nothing but progress; see runLocal
  * for the CLI). Throws only for bad options or a broken installation; a run that fails inside
@@ -284,6 +297,9 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
     const mode = (modeOpt as "bulk" | "search" | undefined) ?? config.extraction.mode;
 
     const runId = resumed?.runId ?? newRunId();
+    // A real Epic's new export may split the data into other files than the interrupted attempt
+    // got, so its extraction starts over (same run id); the simulator's units are reused as they are.
+    if (resumed && source.kind !== "simulator") clearRunExtraction(layout, runId);
     const startedAtIso = resumed?.startedAt ?? new Date().toISOString();
     const record: LocalRunRecord = {
       runId,
