@@ -301,7 +301,8 @@ export async function checkDrained(
     await deleteBulkJobs(run, deps);
     return { ...base, state: "failed" };
   }
-  if (unitsDone < planned.length) return { ...base, state: "pending" };
+  // Every unit recorded done and nothing left in the queues (a redelivered message may still be at work).
+  if (unitsDone < planned.length || depth.pending > 0) return { ...base, state: "pending" };
   const types = requestedTypes(run, deps);
   if (run.mode === "search" && types.some((t) => SHARED_TYPES.has(t)) && !plans.some((p) => p.phase === "shared")) {
     const units = sharedUnits(run, types, done.values());

@@ -1,9 +1,8 @@
 // FanOut: one SQS message per bulk output file (download queue) or per batch of patients (search queue).
 import type { FanOutInput, FanOutOutput } from "../../lib/core/pipeline-steps";
 import { fanOut } from "../extractor/steps";
-import { extractorDeps, logger } from "./handler-runtime";
+import { extractorDeps } from "./handler-runtime";
 
 export async function handler(event: FanOutInput): Promise<FanOutOutput> {
-  logger.appendKeys({ runId: event.run.runId });
   return fanOut(event, await extractorDeps(true));
 }

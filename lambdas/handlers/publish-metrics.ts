@@ -4,10 +4,9 @@ import type { PublishMetricsInput, PublishMetricsOutput } from "../../lib/core/p
 import { readFunctionEnvironment } from "../../lib/core/function-environment";
 import { storageFor } from "../../lib/core/storage";
 import { publishExtractMetrics } from "../extractor/extract-metrics";
-import { logger, metrics } from "./handler-runtime";
+import { metrics } from "./handler-runtime";
 
 export async function handler(event: PublishMetricsInput): Promise<PublishMetricsOutput> {
-  logger.appendKeys({ runId: event.run.runId });
   const env = readFunctionEnvironment(["bronzeUri", "metricsUri"]);
   const lakeRoot = env.metricsUri!.replace(/\/+metrics\/?$/, "");
   return publishExtractMetrics(event, {
