@@ -113,11 +113,13 @@ async function timed(fn: () => Promise<number>): Promise<Timing> {
 async function download(d: ExtractorDeps, units: BulkFileUnit[], onChunk: (c: Buffer) => void): Promise<number> {
   let bytes = 0;
   for (const u of units) {
-    const res = await d.http.send({ url: u.url, auth: u.requiresAccessToken, headers: { accept: "application/fhir+ndjson" } });
-    if (res.status !== 200) throw new Error(`download answered ${res.status}: ${await readText(res.body)}`);
-    for await (const c of res.body) {
-      bytes += (c as Buffer).length;
-      onChunk(c as Buffer);
+    for (const url of u.urls) {
+      const res = await d.http.send({ url, auth: u.requiresAccessToken, headers: { accept: "application/fhir+ndjson" } });
+      if (res.status !== 200) throw new Error(`download answered ${res.status}: ${await readText(res.body)}`);
+      for await (const c of res.body) {
+        bytes += (c as Buffer).length;
+        onChunk(c as Buffer);
+      }
     }
   }
   return bytes;
@@ -152,8 +154,12 @@ async function bulkRounds(opts: BenchOptions, size: typeof FULL): Promise<{ rati
       state = polled;
     }
     const manifest = (await readExportManifest(d.storage, d.bronzeUri, run.runId, 0))!;
-    const units = bulkUnits(run, groupId, 0, [...d.settings.resourceTypes], manifest).filter((u) => u.fileKind === "output");
-    opts.log(`bulk: ${units.length} files of ${size.bulkPatients} patients; ${size.rounds} rounds of raw / parse / ingest`);
+    const units = bulkUnits(run, groupId, 0, [...d.settings.resourceTypes], manifest, d.settings.bulkFilesPerUnit).filter(
+      (u) => u.fileKind === "output",
+    );
+    opts.log(
+      `bulk: ${manifest.output.length} files in ${units.length} units of ${size.bulkPatients} patients; ${size.rounds} rounds of raw / parse / ingest`,
+    );
 
     const raw: Timing[] = [];
     const parse: Timing[] = [];
@@ -234,7 +240,8 @@ async function bulkRounds(opts: BenchOptions, size: typeof FULL): Promise<{ rati
       ],
       info: {
         bulk_patients: size.bulkPatients,
-        bulk_files: units.length,
+        bulk_files: manifest.output.length,
+        bulk_units: units.length,
         bulk_resources: resources,
         bulk_ndjson_mb: mb(c.bytes),
         bronze_mb: mb(bronzeBytes),

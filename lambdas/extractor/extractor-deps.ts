@@ -23,6 +23,8 @@ export interface ExtractorSettings {
   partMaxBytes: number;
   /** Patients per search work unit. */
   patientsPerUnit: number;
+  /** Bulk output files (of one type) per work unit. */
+  bulkFilesPerUnit: number;
   /** Lines longer than this are rejected (line_too_large) without being buffered. */
   maxLineBytes: number;
 }
@@ -46,6 +48,7 @@ export const DEFAULT_SETTINGS: ExtractorSettings = {
   observationCategories: ["vital-signs", "laboratory", "social-history"],
   partMaxBytes: 128 << 20,
   patientsPerUnit: 25,
+  bulkFilesPerUnit: 4,
   maxLineBytes: DEFAULT_MAX_LINE_BYTES,
 };
 

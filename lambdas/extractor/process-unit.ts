@@ -131,11 +131,11 @@ async function streamLines(body: Readable, writer: UnitWriter, maxLineBytes: num
   return splitter.bytes;
 }
 
-async function openDownload(unit: BulkFileUnit, deps: ExtractorDeps): Promise<Readable> {
-  const res = await deps.http.send({ url: unit.url, auth: unit.requiresAccessToken, headers: { accept: "application/fhir+ndjson" } });
+async function openDownload(unit: BulkFileUnit, url: string, deps: ExtractorDeps): Promise<Readable> {
+  const res = await deps.http.send({ url, auth: unit.requiresAccessToken, headers: { accept: "application/fhir+ndjson" } });
   if (res.status !== 200) {
     const text = await readText(res.body).catch(() => "");
-    throw new FhirRequestError(res.status, redactUrl(unit.url), outcomeText(text));
+    throw new FhirRequestError(res.status, redactUrl(url), outcomeText(text));
   }
   return res.body;
 }
@@ -144,28 +144,34 @@ async function openDownload(unit: BulkFileUnit, deps: ExtractorDeps): Promise<Re
 // bulk
 
 async function bulkOutputFile(unit: BulkFileUnit, deps: ExtractorDeps): Promise<Partial_> {
-  const source = `bulk:${redactUrl(unit.url)}`;
+  const sources = unit.urls.map((u) => `bulk:${redactUrl(u)}`);
   let attempts = 0;
-  const { result, bytes } = await deps.http.withRetries(unit.url, async () => {
+  // All-or-nothing: a failure in any file starts the unit again (its files are removed first).
+  const { result, bytes } = await deps.http.withRetries(unit.urls[0], async () => {
     attempts += 1;
-    const writer = writerFor(unit, source, deps, new Set(unit.types), unit.resourceType);
+    const writer = writerFor(unit, sources[0], deps, new Set(unit.types), unit.resourceType);
     try {
-      const bytes = await streamLines(await openDownload(unit, deps), writer, deps.settings.maxLineBytes);
+      let bytes = 0;
+      for (let k = 0; k < unit.urls.length; k++) {
+        writer.source = sources[k];
+        bytes += await streamLines(await openDownload(unit, unit.urls[k], deps), writer, deps.settings.maxLineBytes);
+      }
       return { result: await writer.finish(), bytes };
     } catch (e) {
       await writer.abort();
       throw e;
     }
   });
-  return fromWrite(result, source, attempts, bytes);
+  return fromWrite(result, sources.length === 1 ? sources[0] : `${sources[0]} (+${sources.length - 1} files)`, attempts, bytes);
 }
 
 async function bulkErrorFile(unit: BulkFileUnit, deps: ExtractorDeps): Promise<Partial_> {
-  const source = `bulk-error:${redactUrl(unit.url)}`;
+  const url = unit.urls[0];
+  const source = `bulk-error:${redactUrl(url)}`;
   let attempts = 0;
-  const text = await deps.http.withRetries(unit.url, async () => {
+  const text = await deps.http.withRetries(url, async () => {
     attempts += 1;
-    return readText(await openDownload(unit, deps));
+    return readText(await openDownload(unit, url, deps));
   });
   const uri = joinUri(runDirUri(deps.bronzeUri, unit.runId), "errors", `${unit.unitId}.ndjson`);
   await deps.storage.write(uri, text);
@@ -175,11 +181,12 @@ async function bulkErrorFile(unit: BulkFileUnit, deps: ExtractorDeps): Promise<P
 }
 
 async function bulkDeletedFile(unit: BulkFileUnit, deps: ExtractorDeps): Promise<Partial_> {
-  const source = `bulk-deleted:${redactUrl(unit.url)}`;
+  const url = unit.urls[0];
+  const source = `bulk-deleted:${redactUrl(url)}`;
   let attempts = 0;
-  const text = await deps.http.withRetries(unit.url, async () => {
+  const text = await deps.http.withRetries(url, async () => {
     attempts += 1;
-    return readText(await openDownload(unit, deps));
+    return readText(await openDownload(unit, url, deps));
   });
   const deleted: Array<{ resourceType: string; id: string }> = [];
   let bad = 0;

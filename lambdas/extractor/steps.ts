@@ -147,10 +147,20 @@ export async function pollStatus(input: PollBulkStatusInput, deps: ExtractorDeps
   };
 }
 
-/** The work units of a completed export: one per output, error and deleted file. */
-export function bulkUnits(run: RunContext, groupId: string, groupIndex: number, types: string[], manifest: BulkManifest): BulkFileUnit[] {
+/**
+ * The work units of a completed export: consecutive output files of one type grouped by up to
+ * `filesPerUnit`, and one unit per error and per deleted file.
+ */
+export function bulkUnits(
+  run: RunContext,
+  groupId: string,
+  groupIndex: number,
+  types: string[],
+  manifest: BulkManifest,
+  filesPerUnit = 1,
+): BulkFileUnit[] {
   const units: BulkFileUnit[] = [];
-  const add = (fileKind: BulkFileUnit["fileKind"], f: { type: string; url: string }): void => {
+  const add = (fileKind: BulkFileUnit["fileKind"], type: string, urls: string[]): void => {
     const i = units.length;
     units.push({
       kind: "bulk-file",
@@ -161,14 +171,24 @@ export function bulkUnits(run: RunContext, groupId: string, groupIndex: number, 
       groupId,
       types,
       fileKind,
-      resourceType: f.type,
-      url: f.url,
+      resourceType: type,
+      urls,
       requiresAccessToken: manifest.requiresAccessToken,
     });
   };
-  for (const f of manifest.output) add("output", f);
-  for (const f of manifest.error) add("error", f);
-  for (const f of manifest.deleted) add("deleted", f);
+  let batch: string[] = [];
+  let batchType = "";
+  for (const f of manifest.output) {
+    if (batch.length > 0 && (f.type !== batchType || batch.length >= Math.max(1, filesPerUnit))) {
+      add("output", batchType, batch);
+      batch = [];
+    }
+    batchType = f.type;
+    batch.push(f.url);
+  }
+  if (batch.length > 0) add("output", batchType, batch);
+  for (const f of manifest.error) add("error", f.type, [f.url]);
+  for (const f of manifest.deleted) add("deleted", f.type, [f.url]);
   return units;
 }
 
@@ -206,7 +226,7 @@ export async function fanOut(input: FanOutInput, deps: ExtractorDeps, options: R
   if (run.mode === "bulk") {
     const manifest = await readExportManifest(deps.storage, deps.bronzeUri, run.runId, groupIndex);
     if (!manifest) throw new Error(`no bulk manifest for group ${groupIndex} of run ${run.runId}: PollBulkStatus has not completed`);
-    units = bulkUnits(run, groupId, groupIndex, types, manifest);
+    units = bulkUnits(run, groupId, groupIndex, types, manifest, deps.settings.bulkFilesPerUnit);
   } else {
     let patientIds = options.patientIds;
     if (!patientIds) {

@@ -16,13 +16,17 @@ interface UnitCommon {
   types: string[];
 }
 
-/** One file of a bulk export's manifest: `output` (resources), `error` (OperationOutcomes) or `deleted` (Bundles). */
+/**
+ * Files of a bulk export's manifest: `output` (resources; up to bulkFilesPerUnit files of one
+ * type, so a unit makes fewer, larger part files), `error` (OperationOutcomes) or `deleted`
+ * (Bundles), one file each.
+ */
 export interface BulkFileUnit extends UnitCommon {
   kind: "bulk-file";
   fileKind: "output" | "error" | "deleted";
-  /** The manifest entry's `type`. */
+  /** The manifest entries' `type`. */
   resourceType: string;
-  url: string;
+  urls: string[];
   requiresAccessToken: boolean;
 }
 

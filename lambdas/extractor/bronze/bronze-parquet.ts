@@ -217,9 +217,12 @@ function rejectWriterProperties(): pw.WriterProperties {
 
 // ---------------------------------------------------------------------------------------------
 
-/** The rows of one bronze part file being gathered (one resource type, one run, one source). */
+/** The rows of one bronze part file being gathered (one resource type, one run). */
 export class BronzeRows {
   private readonly resource: BlockColumn;
+  /** Per row; usually all the same (then written as a constant column). */
+  private sources: string[] = [];
+  private mixedSources = false;
   private ids: string[] = [];
   private versions: Array<string | null> = [];
   private lastUpdated: Array<number | null> = [];
@@ -229,7 +232,6 @@ export class BronzeRows {
   constructor(
     readonly resourceType: string,
     readonly runId: string,
-    readonly source: string,
     pool: BlockPool = BLOCK_POOL,
   ) {
     this.resource = new BlockColumn(pool);
@@ -243,7 +245,9 @@ export class BronzeRows {
     return this.resource.bytes;
   }
 
-  append(b: Buffer, start: number, end: number, k: RowKeys): void {
+  append(b: Buffer, start: number, end: number, k: RowKeys, source: string): void {
+    if (this.sources.length > 0 && source !== this.sources[0]) this.mixedSources = true;
+    this.sources.push(source);
     this.resource.append(b, start, end);
     this.ids.push(k.id);
     this.versions.push(k.versionId);
@@ -263,7 +267,7 @@ export class BronzeRows {
       content_hash: utf8Column(this.hashes),
       patient_ref: utf8Column(this.patients),
       run_id: constantUtf8Column(this.runId, n),
-      source: constantUtf8Column(this.source, n),
+      source: this.mixedSources ? utf8Column(this.sources) : constantUtf8Column(this.sources[0] ?? "", n),
       ingested_at: constantTimestampColumn(ingestedAtMs, n),
       resource: this.resource.column(),
     };
@@ -278,6 +282,8 @@ export class BronzeRows {
   /** Empties the rows (after a part was written or an attempt was abandoned); blocks go back to the pool. */
   clear(): void {
     this.resource.release();
+    this.sources = [];
+    this.mixedSources = false;
     this.ids = [];
     this.versions = [];
     this.lastUpdated = [];

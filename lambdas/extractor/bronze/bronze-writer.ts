@@ -102,8 +102,11 @@ export class UnitWriter implements LineSink {
   private readonly now: () => number;
   private held = 0;
   private readonly kept = new Map<string, number>();
+  /** The `source` of the rows that come next (a unit may read several files). */
+  source: string;
 
   constructor(private readonly o: UnitWriterOptions) {
+    this.source = o.source;
     const cap = Math.min(o.partRawBytes ?? DEFAULT_PART_RAW_BYTES, o.partMaxBytes ?? Infinity);
     this.partRawBytes = Math.max(1 << 16, cap);
     this.budget = o.budget ?? PROCESS_MEMORY_BUDGET;
@@ -144,7 +147,7 @@ export class UnitWriter implements LineSink {
       r = this.newRows(t);
       this.rows.set(t, r);
     }
-    r.append(b, start, end, x.keys);
+    r.append(b, start, end, x.keys, this.source);
     const len = end - start;
     this.held += len;
     this.budget.add(len);
@@ -156,7 +159,7 @@ export class UnitWriter implements LineSink {
     // Count under the type where it can be told: the line's own start, else the file's declared type.
     if (!resourceType && reason !== "unexpected_type")
       resourceType = (line !== null ? typeOfHead(line) : null) ?? this.o.defaultType ?? null;
-    this.rejectRows.push({ source: this.o.source, resourceType, lineNumber: lineNo, reason, line });
+    this.rejectRows.push({ source: this.source, resourceType, lineNumber: lineNo, reason, line });
     this.rejectCounts[reason] = (this.rejectCounts[reason] ?? 0) + 1;
     if (resourceType) this.countsOf(resourceType).rejected += 1;
     else this.rejectedUntyped += 1;
@@ -229,7 +232,7 @@ export class UnitWriter implements LineSink {
   }
 
   private newRows(t: string): BronzeRows {
-    return new BronzeRows(t, this.o.runId, this.o.source);
+    return new BronzeRows(t, this.o.runId);
   }
 
   private countsOf(t: string): TypeCounts {

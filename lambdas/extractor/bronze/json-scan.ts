@@ -6,9 +6,11 @@
 //
 // Why not JSON.parse: it builds every object of the resource only for them to be thrown away,
 // and that allocation (and the garbage collection after it) is most of its cost. This scanner
-// allocates nothing but its result. UTF-8 validity is checked before (per chunk, natively).
-// Anything unusual about the members it reads (a key written with escapes, a duplicate member)
-// makes it answer "fallback", and the caller uses JSON.parse for that line.
+// allocates nothing: positions go into the caller's ScannedResource. UTF-8 validity is checked
+// before (per chunk, natively). Anything unusual about the members it reads (a key written with
+// escapes, a duplicate member) makes it answer "fallback", and the caller uses JSON.parse.
+// Nesting deeper than MAX_DEPTH is answered "invalid" (JSON.parse would accept it; no FHIR
+// resource comes close).
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -24,39 +26,64 @@ const DOT = 0x2e;
 const ZERO = 0x30;
 const NINE = 0x39;
 
-const MAX_DEPTH = 400;
+export const MAX_DEPTH = 400;
 
-/** [start, end) of a member's value; -1 when absent. `valueStart` of a string is its opening quote. */
-export interface ScannedResource {
-  /** the value spans (strings include their quotes) */
-  resourceType: number[];
-  id: number[];
-  versionId: number[];
-  lastUpdated: number[];
-  /** `reference` of subject, patient and beneficiary */
-  refs: [number[], number[], number[]];
-  /** the `meta` member: [memberStart, memberEnd, valueStart, commaBefore, commaAfter]; memberStart -1 when absent */
-  meta: number[];
-  /** spans [start, end) of meta's members other than versionId/lastUpdated */
-  metaKeep: number[];
+/**
+ * Positions found by scanResource. A span is [s, e) of a string value including its quotes;
+ * -1 when absent. Reused from line to line: nothing is allocated per scan.
+ */
+export class ScannedResource {
+  rtS = -1;
+  rtE = -1;
+  idS = -1;
+  idE = -1;
+  verS = -1;
+  verE = -1;
+  luS = -1;
+  luE = -1;
+  /** `reference` of subject (0), patient (1), beneficiary (2): starts and ends */
+  readonly refS = new Int32Array(3);
+  readonly refE = new Int32Array(3);
+  /** the `meta` member: start (key's quote, -1 when absent), end, value start, comma before/after (-1) */
+  metaS = -1;
+  metaE = -1;
+  metaVS = -1;
+  metaCB = -1;
+  metaCA = -1;
+  /** meta's other members as flat [start, end) pairs: metaKeep[0 .. metaKeepLen) */
+  metaKeep: number[] = [];
+  metaKeepLen = 0;
   /** meta held versionId or lastUpdated */
-  metaVersioned: boolean;
-  /** a string value above contains escapes (decode it with JSON.parse) */
-  escaped: boolean;
+  metaVersioned = false;
+  /** a string value read above has escapes (decode it with JSON.parse) */
+  escaped = false;
+
+  reset(): void {
+    this.rtS = this.rtE = this.idS = this.idE = this.verS = this.verE = this.luS = this.luE = -1;
+    this.refS.fill(-1);
+    this.refE.fill(-1);
+    this.metaS = this.metaE = this.metaVS = this.metaCB = this.metaCA = -1;
+    this.metaKeepLen = 0;
+    this.metaVersioned = false;
+    this.escaped = false;
+  }
+
+  /** The [start, end) pairs of meta's members to keep. */
+  keep(): number[] {
+    return this.metaKeep.slice(0, this.metaKeepLen);
+  }
 }
 
 export type ScanOutcome = "ok" | "invalid" | "fallback";
-
-function isWs(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
 
 function isHex(c: number): boolean {
   return (c >= ZERO && c <= NINE) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
 
-/** Index past the string starting at the quote at i, or -1. Sets `escapedString` when it had escapes. */
+/** Set by scanString: the string just scanned had escapes. */
 let escapedString = false;
+
+/** Index past the string starting at the quote at i, or -1. */
 function scanString(b: Uint8Array, i: number, end: number): number {
   escapedString = false;
   i++;
@@ -110,7 +137,11 @@ const FALSE = [0x66, 0x61, 0x6c, 0x73, 0x65];
 const NULL = [0x6e, 0x75, 0x6c, 0x6c];
 
 function skipWs(b: Uint8Array, i: number, end: number): number {
-  while (i < end && isWs(b[i])) i++;
+  while (i < end) {
+    const c = b[i];
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+    i++;
+  }
   return i;
 }
 
@@ -167,22 +198,49 @@ export function isJson(b: Uint8Array, start: number, end: number): boolean {
   return i >= 0 && skipWs(b, i, end) === end;
 }
 
-// Key bytes compared with the members we look for (keys are compared raw: escaped keys fall back).
-const K_RESOURCE_TYPE = [...Buffer.from("resourceType")];
-const K_ID = [...Buffer.from("id")];
-const K_META = [...Buffer.from("meta")];
-const K_VERSION_ID = [...Buffer.from("versionId")];
-const K_LAST_UPDATED = [...Buffer.from("lastUpdated")];
-const K_SUBJECT = [...Buffer.from("subject")];
-const K_PATIENT = [...Buffer.from("patient")];
-const K_BENEFICIARY = [...Buffer.from("beneficiary")];
-const K_REFERENCE = [...Buffer.from("reference")];
+// Which member a key is: compared on raw bytes (escaped keys fall back to JSON.parse).
+const KEY_OTHER = 0;
+const KEY_RESOURCE_TYPE = 1;
+const KEY_ID = 2;
+const KEY_META = 3;
+const KEY_SUBJECT = 4;
+const KEY_PATIENT = 5;
+const KEY_BENEFICIARY = 6;
+const KEY_VERSION_ID = 7;
+const KEY_LAST_UPDATED = 8;
+const KEY_REFERENCE = 9;
 
-function keyIs(b: Uint8Array, ks: number, ke: number, key: readonly number[]): boolean {
-  // ks at the opening quote, ke just past the closing one
-  if (ke - ks - 2 !== key.length) return false;
-  for (let k = 0; k < key.length; k++) if (b[ks + 1 + k] !== key[k]) return false;
-  return true;
+const bytesOf = (s: string): number[] => [...Buffer.from(s)];
+const TOP_KEYS: Array<[number[], number]> = [
+  [bytesOf("resourceType"), KEY_RESOURCE_TYPE],
+  [bytesOf("id"), KEY_ID],
+  [bytesOf("meta"), KEY_META],
+  [bytesOf("subject"), KEY_SUBJECT],
+  [bytesOf("patient"), KEY_PATIENT],
+  [bytesOf("beneficiary"), KEY_BENEFICIARY],
+];
+const META_KEYS: Array<[number[], number]> = [
+  [bytesOf("versionId"), KEY_VERSION_ID],
+  [bytesOf("lastUpdated"), KEY_LAST_UPDATED],
+];
+const REF_KEYS: Array<[number[], number]> = [[bytesOf("reference"), KEY_REFERENCE]];
+
+/** Which of `keys` the key b[ks, ke) (quotes included) is. */
+function whichKey(b: Uint8Array, ks: number, ke: number, keys: ReadonlyArray<[number[], number]>): number {
+  const len = ke - ks - 2;
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k][0];
+    if (key.length !== len) continue;
+    let same = true;
+    for (let j = 0; j < len; j++) {
+      if (b[ks + 1 + j] !== key[j]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return keys[k][1];
+  }
+  return KEY_OTHER;
 }
 
 /**
@@ -191,15 +249,7 @@ function keyIs(b: Uint8Array, ks: number, ke: number, key: readonly number[]): b
  * filled.
  */
 export function scanResource(b: Uint8Array, start: number, end: number, out: ScannedResource): ScanOutcome {
-  out.resourceType = NONE;
-  out.id = NONE;
-  out.versionId = NONE;
-  out.lastUpdated = NONE;
-  out.refs = [NONE, NONE, NONE];
-  out.meta = NO_META;
-  out.metaKeep = [];
-  out.metaVersioned = false;
-  out.escaped = false;
+  out.reset();
   let i = skipWs(b, start, end);
   if (b[i] !== LBRACE) {
     const e = scanValue(b, i, end);
@@ -219,28 +269,35 @@ export function scanResource(b: Uint8Array, start: number, end: number, out: Sca
       i = skipWs(b, ke, end);
       if (b[i] !== COLON) return "invalid";
       const vs = skipWs(b, i + 1, end);
-      let ve: number;
       const c = b[vs];
-      if (c === QUOTE && keyIs(b, ks, ke, K_RESOURCE_TYPE)) {
+      const key = c === QUOTE || c === LBRACE ? whichKey(b, ks, ke, TOP_KEYS) : KEY_OTHER;
+      let ve: number;
+      if (c === QUOTE && key === KEY_RESOURCE_TYPE) {
         ve = scanString(b, vs, end);
-        if (out.resourceType !== NONE) fallback = true;
-        out.resourceType = [vs, ve];
+        if (out.rtS >= 0) fallback = true;
+        out.rtS = vs;
+        out.rtE = ve;
         if (escapedString) out.escaped = true;
-      } else if (c === QUOTE && keyIs(b, ks, ke, K_ID)) {
+      } else if (c === QUOTE && key === KEY_ID) {
         ve = scanString(b, vs, end);
-        if (out.id !== NONE) fallback = true;
-        out.id = [vs, ve];
+        if (out.idS >= 0) fallback = true;
+        out.idS = vs;
+        out.idE = ve;
         if (escapedString) out.escaped = true;
-      } else if (c === LBRACE && keyIs(b, ks, ke, K_META)) {
-        if (out.meta !== NO_META) fallback = true;
+      } else if (c === LBRACE && key === KEY_META) {
+        if (out.metaS >= 0) fallback = true;
         ve = scanMeta(b, vs, end, out);
         if (ve === -2) {
           fallback = true;
           ve = scanValue(b, vs, end, 1);
         }
-      } else if (c === LBRACE && (keyIs(b, ks, ke, K_SUBJECT) || keyIs(b, ks, ke, K_PATIENT) || keyIs(b, ks, ke, K_BENEFICIARY))) {
-        const slot = keyIs(b, ks, ke, K_SUBJECT) ? 0 : keyIs(b, ks, ke, K_PATIENT) ? 1 : 2;
-        if (out.refs[slot] !== NONE) fallback = true;
+        out.metaS = ks;
+        out.metaE = ve;
+        out.metaVS = vs;
+        out.metaCB = commaBefore;
+      } else if (c === LBRACE && (key === KEY_SUBJECT || key === KEY_PATIENT || key === KEY_BENEFICIARY)) {
+        const slot = key - KEY_SUBJECT;
+        if (out.refS[slot] >= 0) fallback = true;
         ve = scanReference(b, vs, end, out, slot);
         if (ve === -2) {
           fallback = true;
@@ -250,7 +307,7 @@ export function scanResource(b: Uint8Array, start: number, end: number, out: Sca
       if (ve < 0) return "invalid";
       i = skipWs(b, ve, end);
       const commaAfter = b[i] === COMMA ? i : -1;
-      if (c === LBRACE && keyIs(b, ks, ke, K_META)) out.meta = [ks, ve, vs, commaBefore, commaAfter];
+      if (key === KEY_META && c === LBRACE) out.metaCA = commaAfter;
       if (commaAfter >= 0) {
         commaBefore = commaAfter;
         i = skipWs(b, i + 1, end);
@@ -263,9 +320,6 @@ export function scanResource(b: Uint8Array, start: number, end: number, out: Sca
   if (skipWs(b, i, end) !== end) return "invalid";
   return fallback ? "fallback" : "ok";
 }
-
-const NONE: number[] = [];
-const NO_META: number[] = [];
 
 /** meta's object at vs: records versionId/lastUpdated and the other members; -2: read it the slow way. */
 function scanMeta(b: Uint8Array, vs: number, end: number, out: ScannedResource): number {
@@ -282,18 +336,28 @@ function scanMeta(b: Uint8Array, vs: number, end: number, out: ScannedResource):
     const valueStart = skipWs(b, i + 1, end);
     const ve = scanValue(b, valueStart, end, 2);
     if (ve < 0) return -1;
-    if (keyIs(b, ks, ke, K_VERSION_ID)) {
-      if (out.versionId !== NONE) return -2;
+    const escaped = escapedString;
+    const key = whichKey(b, ks, ke, META_KEYS);
+    if (key === KEY_VERSION_ID) {
+      if (out.metaVersioned && out.verS >= 0) return -2;
       out.metaVersioned = true;
       if (b[valueStart] === QUOTE) {
-        out.versionId = [valueStart, ve];
-        if (escapedStringAt(b, valueStart, ve)) out.escaped = true;
+        out.verS = valueStart;
+        out.verE = ve;
+        if (escaped) out.escaped = true;
       }
-    } else if (keyIs(b, ks, ke, K_LAST_UPDATED)) {
-      if (out.lastUpdated !== NONE) return -2;
+    } else if (key === KEY_LAST_UPDATED) {
+      if (out.luS >= 0) return -2;
       out.metaVersioned = true;
-      if (b[valueStart] === QUOTE) out.lastUpdated = [valueStart, ve];
-    } else out.metaKeep.push(ks, ve);
+      if (b[valueStart] === QUOTE) {
+        out.luS = valueStart;
+        out.luE = ve;
+        if (escaped) out.escaped = true;
+      }
+    } else {
+      out.metaKeep[out.metaKeepLen++] = ks;
+      out.metaKeep[out.metaKeepLen++] = ve;
+    }
     i = skipWs(b, ve, end);
     if (b[i] === COMMA) {
       i = skipWs(b, i + 1, end);
@@ -303,16 +367,10 @@ function scanMeta(b: Uint8Array, vs: number, end: number, out: ScannedResource):
   }
 }
 
-function escapedStringAt(b: Uint8Array, s: number, e: number): boolean {
-  for (let k = s + 1; k < e - 1; k++) if (b[k] === BACKSLASH) return true;
-  return false;
-}
-
 /** A Reference object at vs: records its `reference` string; -2: read it the slow way. */
-function scanReference(b: Uint8Array, vs: number, end: number, out: ScannedResource, slot: 0 | 1 | 2): number {
+function scanReference(b: Uint8Array, vs: number, end: number, out: ScannedResource, slot: number): number {
   let i = skipWs(b, vs + 1, end);
   if (b[i] === RBRACE) return i + 1;
-  let found = false;
   for (;;) {
     if (b[i] !== QUOTE) return -1;
     const ks = i;
@@ -324,11 +382,10 @@ function scanReference(b: Uint8Array, vs: number, end: number, out: ScannedResou
     const valueStart = skipWs(b, i + 1, end);
     const ve = scanValue(b, valueStart, end, 2);
     if (ve < 0) return -1;
-    if (keyIs(b, ks, ke, K_REFERENCE) && b[valueStart] === QUOTE) {
-      if (found) return -2;
-      found = true;
-      if (escapedStringAt(b, valueStart, ve)) return -2;
-      out.refs[slot] = [valueStart, ve];
+    if (b[valueStart] === QUOTE && whichKey(b, ks, ke, REF_KEYS) === KEY_REFERENCE) {
+      if (escapedString || out.refS[slot] >= 0) return -2;
+      out.refS[slot] = valueStart;
+      out.refE[slot] = ve;
     }
     i = skipWs(b, ve, end);
     if (b[i] === COMMA) {

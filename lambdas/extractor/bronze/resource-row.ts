@@ -2,7 +2,7 @@
 // version_id, last_updated, patient_ref, content_hash), or the reason it is rejected. The text
 // itself is kept byte for byte by the writer; nothing here re-serialises it.
 import { contentHash, contentHashWithoutVersioning, rawContentHash } from "./content-hash";
-import { scanResource, type ScannedResource } from "./json-scan";
+import { ScannedResource, scanResource } from "./json-scan";
 
 export type RejectReason =
   | "not_json" // the line is not JSON
@@ -47,7 +47,23 @@ export function patientRefOfResource(resourceType: string, id: string, r: Record
   return patientRefOf(r.subject as Ref) ?? patientRefOf(r.patient as Ref) ?? patientRefOf(r.beneficiary as Ref);
 }
 
-const scan = {} as ScannedResource;
+const scan = new ScannedResource();
+
+/** The string value b[s, e) (quotes included): its bytes, or JSON-decoded when it has escapes. */
+function stringAt(b: Buffer, s: number, e: number, escaped: boolean): string {
+  return escaped ? (JSON.parse(b.toString("utf8", s, e)) as string) : b.toString("utf8", s + 1, e - 1);
+}
+
+// The last resource type seen, so that a file of one type decodes its name once.
+let lastTypeBytes = Buffer.alloc(0);
+let lastType = "";
+function resourceTypeAt(b: Buffer, s: number, e: number): string {
+  const len = e - s - 2;
+  if (len === lastTypeBytes.length && b.compare(lastTypeBytes, 0, len, s + 1, e - 1) === 0) return lastType;
+  lastType = b.toString("latin1", s + 1, e - 1);
+  lastTypeBytes = Buffer.from(b.subarray(s + 1, e - 1));
+  return lastType;
+}
 
 /**
  * Examines the resource text b[start, end) (valid UTF-8). `wanted` (optional) is the set of
@@ -57,32 +73,31 @@ const scan = {} as ScannedResource;
 export function examineResource(b: Buffer, start: number, end: number, wanted?: ReadonlySet<string>): Examined {
   const outcome = scanResource(b, start, end, scan);
   if (outcome === "invalid") return { ok: false, reason: "not_json", resourceType: null };
-  if (outcome === "fallback") return examineParsed(b, start, end, wanted);
-  const str = (span: number[]): string =>
-    scan.escaped ? (JSON.parse(b.toString("utf8", span[0], span[1])) as string) : b.toString("utf8", span[0] + 1, span[1] - 1);
-  const resourceType = scan.resourceType.length ? str(scan.resourceType) : "";
-  const id = scan.id.length ? str(scan.id) : "";
-  if (resourceType === "" || id === "") return { ok: false, reason: "not_a_resource", resourceType: resourceType || null };
+  if (outcome === "fallback" || scan.escaped) return examineParsed(b, start, end, wanted);
+  if (scan.rtS < 0 || scan.idS < 0 || scan.rtE - scan.rtS <= 2 || scan.idE - scan.idS <= 2) {
+    return { ok: false, reason: "not_a_resource", resourceType: scan.rtE - scan.rtS > 2 ? stringAt(b, scan.rtS, scan.rtE, false) : null };
+  }
+  const resourceType = resourceTypeAt(b, scan.rtS, scan.rtE);
   if (wanted && !wanted.has(resourceType)) return { ok: false, reason: "unexpected_type", resourceType };
+  const id = b.toString("utf8", scan.idS + 1, scan.idE - 1);
   let lastUpdatedMs: number | null = null;
-  if (scan.lastUpdated.length) {
-    const t = Date.parse(str(scan.lastUpdated));
+  if (scan.luS >= 0) {
+    const t = Date.parse(b.toString("latin1", scan.luS + 1, scan.luE - 1));
     if (!Number.isNaN(t)) lastUpdatedMs = t;
   }
   let patientRef: string | null = null;
   if (resourceType === "Patient") patientRef = "Patient/" + id;
   else
-    for (const span of scan.refs) {
-      if (span.length && (patientRef = patientRefOf({ reference: b.toString("utf8", span[0] + 1, span[1] - 1) })) !== null) break;
+    for (let k = 0; k < 3 && patientRef === null; k++) {
+      if (scan.refS[k] >= 0) patientRef = patientRefOf({ reference: b.toString("utf8", scan.refS[k] + 1, scan.refE[k] - 1) });
     }
-  const m = scan.meta;
   return {
     ok: true,
     parse: () => JSON.parse(b.toString("utf8", start, end)) as Record<string, unknown>,
     keys: {
       resourceType,
       id,
-      versionId: scan.versionId.length ? str(scan.versionId) : null,
+      versionId: scan.verS >= 0 ? b.toString("utf8", scan.verS + 1, scan.verE - 1) : null,
       lastUpdatedMs,
       patientRef,
       contentHash: scan.metaVersioned
@@ -90,8 +105,8 @@ export function examineResource(b: Buffer, start: number, end: number, wanted?: 
             b,
             start,
             end,
-            { start: m[0], end: m[1], valueStart: m[2], commaBefore: m[3], commaAfter: m[4] },
-            scan.metaKeep,
+            { start: scan.metaS, end: scan.metaE, valueStart: scan.metaVS, commaBefore: scan.metaCB, commaAfter: scan.metaCA },
+            scan.keep(),
           )
         : rawContentHash(b, start, end),
     },
