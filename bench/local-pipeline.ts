@@ -3,6 +3,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { readMetrics } from "../lib/core/report";
 import { type StepTime, listRuns, stepTimes } from "../lib/core/report-analysis";
 
@@ -84,4 +85,41 @@ export async function runLocalPipeline(
   const runId = runIdOf(stdout) ?? listRuns(rows).pop()?.runId;
   if (!runId) throw new Error(`run --local --patients ${patients} recorded no metrics in ${workdir}`);
   return { runId, steps: stepTimes(rows, runId) };
+}
+
+/**
+ * Bronze only: the built-in simulator with `patients` patients, bulk-extracted by the real
+ * extractor (`fhir-pipeline extract`) into `bronzeDir`. Returns the bronze run id, the resources
+ * extracted and the seconds the extraction took.
+ */
+export async function extractBronze(
+  patients: number,
+  workdir: string,
+  bronzeDir: string,
+  log: (line: string) => void,
+): Promise<{ runId: string; resources?: number; seconds: number }> {
+  // Loaded lazily: benchmarks that run the whole pipeline do not need the simulator in-process.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startSimulator } = require("../lib/simulator") as typeof import("../lib/simulator");
+  const clientFile = path.join(workdir, "client.json");
+  const sim = await startSimulator({ patients, seed: 7, clientOut: clientFile, workdir: path.join(workdir, "sim") });
+  try {
+    const t0 = process.hrtime.bigint();
+    const { stdout } = await runProcess(
+      process.execPath,
+      [CLI, "extract", "--client", clientFile, "--out", pathToFileURL(bronzeDir).href, "--json"],
+      {
+        cwd: ROOT,
+        log,
+        what: "fhir-pipeline extract",
+      },
+    );
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const summary = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as { run_id?: string; runId?: string; resources?: number };
+    const runId = summary.run_id ?? summary.runId;
+    if (!runId) throw new Error("extract --json printed no run id");
+    return { runId, resources: summary.resources, seconds };
+  } finally {
+    await sim.stop();
+  }
 }

@@ -4,16 +4,16 @@
 // fresh silver job process (a fresh JVM, since memory settings are fixed per JVM) writing to its
 // own lake; its time is the silver step_total it records in its metrics.
 //
-// Bronze comes from one `fhir-pipeline run --local` (100 patients; 20 with --quick). Each trial
-// runs once (`bench --repeat K` repeats the whole benchmark); --quick compares only the
-// configured settings with all defaults, without the per-setting trials.
+// Bronze comes from the simulator through the real extractor (100 patients, ~16 k resources; 20
+// with --quick). Each trial runs once (`bench --repeat K` repeats the whole benchmark); --quick
+// compares only the configured settings with all defaults, without the per-setting trials.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadConfig } from "../config/load";
 import { readMetrics } from "../lib/core/report";
 import { stepTimes } from "../lib/core/report-analysis";
-import { CLI, ROOT, runLocalPipeline, runProcess } from "./local-pipeline";
+import { ROOT, extractBronze, runProcess } from "./local-pipeline";
 import { type Trial, nonDefaultKeys, trialOrder, tuningRatios, tuningTrials } from "./spark-tuning-plan";
 import type { BenchOptions, BenchResult } from "./types";
 
@@ -26,17 +26,18 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const reps = 1;
   if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run node scripts/setup.js --python`);
 
-  opts.log(`bronze from run --local with ${patients} patients`);
-  const source = path.join(opts.workdir, "source");
-  const { runId, steps } = await runLocalPipeline(CLI, patients, source, opts.log);
-  const bronze = pathToFileURL(path.join(source, "bronze")).href;
+  opts.log(`bronze: simulator with ${patients} patients, bulk extraction`);
+  const bronzeDir = path.join(opts.workdir, "source", "bronze");
+  const extracted = await extractBronze(patients, opts.workdir, bronzeDir, () => undefined);
+  const { runId } = extracted;
+  const bronze = pathToFileURL(bronzeDir).href;
 
   const trials = opts.quick ? tuningTrials(configured).slice(0, 2) : tuningTrials(configured);
   const seconds = await timeTrials(trials, { runId, bronze, reps, workdir: opts.workdir, log: opts.log });
 
   const info: Record<string, number | string> = {
     patients,
-    resources: steps.find((s) => s.step === "extract")?.records ?? "unknown",
+    resources: extracted.resources ?? "unknown",
     non_default: nonDefaultKeys(configured).join(",") || "none",
     repetitions: reps,
   };
