@@ -57,6 +57,11 @@ describe("chaos run: run --local with every fault on", () => {
     }
     // Corrupted lines arrived and were counted (the malformed fault).
     expect(summary.totals.rejected).toBeGreaterThan(0);
+    process.stdout.write(
+      `chaos run: ${summary.simulator!.requests} FHIR requests, injected faults ${JSON.stringify(faults)}; ` +
+        `served ${summary.totals.served} = bronze ${summary.totals.bronze} + rejected ${summary.totals.rejected}; silver ${summary.totals.silver}; ` +
+        `stages ${JSON.stringify(summary.stages)}\n`,
+    );
   });
 
   test("completes and reconciles exactly: served = bronze + rejects = silver, type by type", () => {
