@@ -267,15 +267,16 @@ async function searchPatients(unit: SearchPatientsUnit, deps: ExtractorDeps): Pr
     if (kept && sharedWanted.size > 0) collectSharedRefs(kept.parse(), sharedWanted, referenced);
   };
 
+  // Searches with many pages first (Observation), single reads last: the pool's tail then holds
+  // only short tasks, so the request rate stays at the budget until the end.
   const tasks: SearchTask[] = [];
-  for (const patientId of unit.patientIds) {
-    if (wanted.has("Patient")) tasks.push({ type: "Patient", patientId });
-    for (const type of unit.types) {
-      if (type === "Patient" || SHARED_TYPES.has(type)) continue;
-      for (const params of searchParamSets(type, deps.settings.observationCategories, deps.settings.searchParams))
-        tasks.push({ type, patientId, params });
-    }
+  const searchTypes = [...unit.types.filter((t) => t === "Observation"), ...unit.types.filter((t) => t !== "Observation")];
+  for (const type of searchTypes) {
+    if (type === "Patient" || SHARED_TYPES.has(type)) continue;
+    const sets = searchParamSets(type, deps.settings.observationCategories, deps.settings.searchParams);
+    for (const params of sets) for (const patientId of unit.patientIds) tasks.push({ type, patientId, params });
   }
+  if (wanted.has("Patient")) for (const patientId of unit.patientIds) tasks.push({ type: "Patient", patientId });
   try {
     await runPool(tasks, deps.settings.concurrency, async (task) => {
       if (!task.params) {
