@@ -421,10 +421,11 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
           const name = ev.state.name;
           // Tasks and the Map are what a person follows; the drain loop shows once.
           const shown = ev.state.type === "Task" || ev.state.type === "Map" || ev.state.type === "Fail";
+          // Loops (the export poll, the drain check) show their first round only.
           const quiet = !shown || name === STEP.checkDrained || name === STEP.pollBulkStatus;
           if (ev.type === "StateEntered") {
             timer.entered(name, ev.timestamp);
-            if (!quiet || timer.first[name] === ev.timestamp) progress.emit({ kind: "state", name, status: "entered" });
+            if (shown && (!quiet || timer.first[name] === ev.timestamp)) progress.emit({ kind: "state", name, status: "entered" });
           } else {
             timer.exited(name, ev.timestamp);
             if (ev.type === "StateFailed") progress.emit({ kind: "state", name, status: "failed", detail: String(ev.Error) });

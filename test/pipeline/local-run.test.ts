@@ -31,6 +31,8 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 async function runLocal(extra: string[]): Promise<RunSummary> {
   const r = await cli(["run", "--local", "--patients", String(PATIENTS), "--workdir", workdir, "--json", ...extra]);
   if (r.code !== 0) throw new Error(`run --local exited with ${r.code}:\n${r.stderr.slice(-3000)}\n${r.stdout.slice(-3000)}`);
+  // --json is quiet: no progress display, one JSON document on stdout.
+  expect(r.stderr).not.toMatch(/→|✓|job silver|extract Patient/);
   return JSON.parse(r.stdout) as RunSummary;
 }
 
