@@ -274,7 +274,8 @@ def test_incremental_latest_observation(lake: Lake) -> None:
     p2 = [r for r in rows if r[0] == "p2"]
     assert p2 == [
         ("p2", "4548-4", "obs-24", "2024-06-29T09:00:00", 7.5, "%", None, None, "run-2"),
-        ("p2", "8480-6", "obs-11", "2024-06-15T08:35:00", 120.0, "mm[Hg]", None, None, "run-2"),
+        # blood pressure unchanged: not rewritten (still as run-1 wrote it)
+        ("p2", "8480-6", "obs-11", "2024-06-15T08:35:00", 120.0, "mm[Hg]", None, None, "run-1"),
         # heart rate: obs-13 deleted, no other -> row gone
     ]
     others = [r for r in rows if r[0] != "p2"]

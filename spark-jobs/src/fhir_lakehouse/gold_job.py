@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, StructField, StructType
 
 from fhir_lakehouse import gold_incremental as inc
 from fhir_lakehouse import iceberg_metadata as meta
@@ -62,6 +63,9 @@ class GoldSettings:
     key_list_limit: int = 5000
     # An incremental run that changed more than this fraction of all patients recomputes in full.
     max_changed_fraction: float = 0.25
+    # Up to this many recomputed groups (patients, code-days), new and current rows are compared
+    # in the driver and only differing rows are MERGEd from a local relation.
+    local_merge_groups: int = 20000
 
     def resolved_reference_date(self) -> date:
         return self.reference_date or datetime.now(UTC).date()
@@ -169,7 +173,26 @@ def _compute(
     return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in table.columns])
 
 
-def _merge(
+def _group_match(table: GoldTable, groups: DataFrame) -> tuple[DataFrame, Any]:
+    g = groups.select(*[F.col(k).alias(f"_g_{k}") for k in table.group_key])
+    cond = inc.null_safe_match(
+        [F.col(k) for k in table.group_key], [F.col(f"_g_{k}") for k in table.group_key]
+    )
+    return g, cond
+
+
+def _current_rows(
+    spark: SparkSession, table: GoldTable, groups: DataFrame, patient_keys: list[str] | None
+) -> DataFrame:
+    """The table's rows in the given groups (IN-list pushdown when the groups are patients)."""
+    target = spark.table(f"{GOLD_NS}.{table.name}")
+    if patient_keys is not None:
+        return target.where(F.col("patient_key").isin(patient_keys))
+    g, cond = _group_match(table, groups)
+    return target.join(F.broadcast(g), cond, "left_semi")
+
+
+def _merge_frames(
     spark: SparkSession,
     table: GoldTable,
     new_rows: DataFrame,
@@ -177,25 +200,11 @@ def _merge(
     patient_keys: list[str] | None,
     extra_upserts: DataFrame | None = None,
 ) -> None:
-    """Replaces the rows of `groups` in the table by `new_rows`, in one MERGE commit.
-
-    Rows of those groups that are no longer produced become delete markers in the MERGE source,
-    so the MERGE is an inner match (only files holding affected rows are rewritten).
-    """
-    name = f"{GOLD_NS}.{table.name}"
-    target = spark.table(name)
-    if patient_keys is not None:
-        target = target.where(F.col("patient_key").isin(patient_keys))
-    g = groups.select(*[F.col(k).alias(f"_g_{k}") for k in table.group_key])
-    in_groups = target.join(
-        F.broadcast(g),
-        inc.null_safe_match(
-            [F.col(k) for k in table.group_key], [F.col(f"_g_{k}") for k in table.group_key]
-        ),
-        "left_semi",
-    )
+    """MERGE for large changes, the source computed by Spark: the new rows of the groups, delete
+    markers for rows of the groups no longer produced, and `extra_upserts` outside the groups."""
+    current = _current_rows(spark, table, groups, patient_keys)
     keys = new_rows.select(*[F.col(k).alias(f"_n_{k}") for k in table.row_key])
-    gone = in_groups.join(
+    gone = current.join(
         keys,
         inc.null_safe_match(
             [F.col(k) for k in table.row_key], [F.col(f"_n_{k}") for k in table.row_key]
@@ -206,16 +215,52 @@ def _merge(
         gone.select(*table.column_names).withColumn("_gold_delete", F.lit(True))
     )
     if extra_upserts is not None:
-        others = extra_upserts.join(
-            g,
-            inc.null_safe_match(
-                [F.col(k) for k in table.group_key], [F.col(f"_g_{k}") for k in table.group_key]
-            ),
-            "left_anti",
-        )
+        g, cond = _group_match(table, groups)
+        others = extra_upserts.join(g, cond, "left_anti")
         source = source.unionByName(
             others.select(*table.column_names).withColumn("_gold_delete", F.lit(False))
         )
+    _run_merge(spark, table, source, patient_keys)
+
+
+def _merge_rows(
+    spark: SparkSession,
+    table: GoldTable,
+    schema: StructType,
+    new_rows: list[Any],
+    current_rows: list[Any],
+    patient_keys: list[str] | None,
+) -> int:
+    """MERGE for small changes: new and current rows of the groups are compared in the driver
+    and only rows that differ (ignoring _run_id) are written, from a local relation, so the
+    MERGE plans no scans for its source. Returns the rows written or deleted."""
+
+    def row_key(r: Any) -> tuple[Any, ...]:
+        return tuple(r[k] for k in table.row_key)
+
+    def body(r: Any) -> tuple[Any, ...]:
+        return tuple(r[c] for c in table.column_names if c != "_run_id")
+
+    current = {row_key(r): r for r in current_rows}
+    new = {row_key(r): r for r in new_rows}
+    upserts = [r for k, r in new.items() if k not in current or body(current[k]) != body(r)]
+    deletes = [r for k, r in current.items() if k not in new]
+    if not upserts and not deletes:
+        return 0
+    data = [(*r, False) for r in upserts] + [
+        (*(r[c] for c in table.column_names), True) for r in deletes
+    ]
+    with_flag = StructType([*schema.fields, StructField("_gold_delete", BooleanType())])
+    source = spark.createDataFrame(data, with_flag)
+    _run_merge(spark, table, source, patient_keys)
+    return len(data)
+
+
+def _run_merge(
+    spark: SparkSession, table: GoldTable, source: DataFrame, patient_keys: list[str] | None
+) -> None:
+    """One MERGE commit: delete-marked source rows are deleted, the others upserted by row key."""
+    name = f"{GOLD_NS}.{table.name}"
     view = f"gold_merge_{table.name}"
     source.createOrReplaceTempView(view)
     on = " AND ".join(f"t.{k} <=> s.{k}" for k in table.row_key)
@@ -474,18 +519,30 @@ def _incremental(
         groups = spark.createDataFrame([tuple(r) for r in rows], affected.schema)
         sources = {v: inc.rows_of_groups(v, table, pins[v].frame, groups) for v in table.sources}
         n_groups = len(rows)
-    new_rows = _compute(spark, table, sources, settings, run_id).persist()
-    try:
-        _merge(
+    new_rows = _compute(spark, table, sources, settings, run_id)
+    in_list = key_list if (small and strategy == "per_patient") else None
+    if extra_upserts is None and n_groups <= settings.local_merge_groups:
+        _merge_rows(
             spark,
             table,
-            new_rows,
-            groups,
-            key_list if (small and strategy == "per_patient" and extra_upserts is None) else None,
-            extra_upserts,
+            new_rows.schema,
+            new_rows.collect(),
+            _current_rows(spark, table, groups, in_list).collect(),
+            in_list,
         )
-    finally:
-        new_rows.unpersist()
+    else:
+        new_rows = new_rows.persist()
+        try:
+            _merge_frames(
+                spark,
+                table,
+                new_rows,
+                groups,
+                in_list if extra_upserts is None else None,
+                extra_upserts,
+            )
+        finally:
+            new_rows.unpersist()
     return n_groups
 
 

@@ -152,7 +152,12 @@ RUN_ID = Column("_run_id", "string", "Pipeline run that last wrote this row.")
 # Per-patient tables: partitioned by a hash bucket of the patient key and sorted by it, with a
 # Parquet bloom filter on it, so a one-patient lookup reads one bucket's files and, inside them,
 # only the row groups that can hold the patient.
-_PATIENT_LOOKUP_PROPERTIES = {"write.parquet.bloom-filter-enabled.column.patient_key": "true"}
+_PATIENT_LOOKUP_PROPERTIES = {
+    "write.parquet.bloom-filter-enabled.column.patient_key": "true",
+    # Row groups of 8 MB: at scale a bucket's file holds several, and sorted by patient their
+    # min/max statistics leave one to read.
+    "write.parquet.row-group-size-bytes": str(8 * 1024 * 1024),
+}
 
 LATEST_OBSERVATION = GoldTable(
     name="latest_observation",
@@ -495,9 +500,13 @@ def create_table_sql(table: GoldTable, qualified_name: str, location: str | None
     props = {
         "format-version": "2",
         "write.parquet.compression-codec": "zstd",
-        "write.merge.mode": "copy-on-write",
-        "write.update.mode": "copy-on-write",
-        "write.delete.mode": "copy-on-write",
+        # Merge-on-read: an incremental MERGE writes small delete files and the new rows instead
+        # of rewriting every data file holding a changed patient (with bucketing, 1% of the
+        # patients touch nearly every file). The maintenance job compacts them away after each
+        # run, so readers (Athena, the local runner) mostly see plain files.
+        "write.merge.mode": "merge-on-read",
+        "write.update.mode": "merge-on-read",
+        "write.delete.mode": "merge-on-read",
         "fhir.gold.definition": table.fingerprint(),
         **table.properties,
     }

@@ -4,8 +4,9 @@
         [--older-than 3d] [--retain-last 5] [--orphan-older-than 3d] [--namespaces silver,gold]
 
 Per table, in this order (the Iceberg Spark procedures of catalog `lake`):
-1. rewrite_data_files: small files compacted (sort strategy where the table has a sort order,
-   so gold stays sorted by patient; binpack otherwise);
+1. rewrite_data_files: small files compacted, and data files with delete files (gold's
+   merge-on-read MERGEs) rewritten without the deleted rows (sort strategy where the table has a
+   sort order, so gold stays sorted by patient; binpack otherwise);
 2. rewrite_manifests: many small manifests (one per commit) merged, so planning stays fast;
 3. expire_snapshots: snapshots older than --older-than expired, always keeping the last
    --retain-last and every tagged snapshot (gold's watermarks are tags, see gold_incremental);
@@ -140,7 +141,8 @@ def maintain_table(
             strategy = "sort" if sorted_table else "binpack"
             row = spark.sql(
                 f"CALL lake.system.rewrite_data_files(table => '{short}', strategy => '{strategy}', "
-                "options => map('min-input-files', '2', 'remove-dangling-deletes', 'true'))"
+                "options => map('min-input-files', '2', 'delete-file-threshold', '1', "
+                "'remove-dangling-deletes', 'true'))"
             ).first()
             if row is not None:
                 result.rewritten_data_files = int(row["rewritten_data_files_count"])
