@@ -306,7 +306,9 @@ def run_silver(
                 else _at_locators(rows, changed_locs, False)
             )
             checked = keep(
-                changed_rows.select(*KEY, *LOCATOR, "_op", reject_reason().alias("_reason"))
+                changed_rows.select(
+                    *KEY, *LOCATOR, "_op", "patient_ref", reject_reason().alias("_reason")
+                )
             )
             bad_counts = _count_by(
                 checked.where(F.col("_reason").isNotNull()), "resource_type", "_op"
@@ -346,7 +348,7 @@ def run_silver(
                 n_releases = releases.count()
         n_changes = sum(c.inserted + c.updated + c.deleted for c in result.types.values())
 
-        good = checked.where(F.col("_reason").isNull()).select(*KEY, *LOCATOR, "_op")
+        good = checked.where(F.col("_reason").isNull()).select(*KEY, *LOCATOR, "_op", "patient_ref")
         with timer("log_changes"):
             changes = good.select(*KEY, "_op").unionByName(
                 deletes.select(*KEY, F.lit(DELETE).alias("_op"))
@@ -394,7 +396,11 @@ def run_silver(
             members = classified.select(
                 F.lit(manifest.scope).alias("scope"), *KEY, F.lit(run_id).alias("run_id")
             )
-            append_new(members, SCOPES, ["scope", "resource_type", "id"], None)
+            scopes = spark.table(qualified(SCOPES)).where(F.col("scope") == manifest.scope)
+            if scopes.limit(1).count():
+                append_new(members, SCOPES, ["scope", "resource_type", "id"], None)
+            elif result.total("read"):  # the scope's first run: nothing to compare with
+                members.writeTo(qualified(SCOPES)).append()
             if n_releases:
                 view = f"silver_scope_releases_{abs(hash(run_id))}"
                 releases.createOrReplaceTempView(view)
@@ -407,7 +413,8 @@ def run_silver(
 
         with timer("changed_patients"):
             if n_changes:
-                _record_changed_patients(spark, run_id, classified, stored, deletes, good)
+                replaced = result.total("updated") + result.total("deleted")
+                _record_changed_patients(spark, run_id, good, stored, deletes, bool(replaced))
 
         with timer("refresh_views"):
             pending = _unfinished_runs(spark, run_id)
@@ -498,33 +505,26 @@ def _snapshot_types(spark: SparkSession, manifest: RunManifest, result: SilverRe
 def _record_changed_patients(
     spark: SparkSession,
     run_id: str,
-    classified: DataFrame,
+    good: DataFrame,
     stored: DataFrame,
     deletes: DataFrame,
-    good: DataFrame,
+    replaced: bool,
 ) -> None:
-    """Tells the gold job which patients this run touched (old and new owners of changed rows)."""
+    """Tells the gold job which patients this run touched: the owners of the rows it wrote and,
+    for updates and deletes, the owners of the rows they replaced."""
 
-    def owner(df: DataFrame, ref: str) -> DataFrame:
+    def owner(df: DataFrame) -> DataFrame:
         return df.select(
             F.when(F.col("resource_type") == "Patient", F.col("id"))
-            .otherwise(_patient_key(F.col(ref)))
+            .otherwise(_patient_key(F.col("patient_ref")))
             .alias("patient_key")
         )
 
-    changed = good.select(*KEY, *LOCATOR).join(
-        classified.select(*LOCATOR, "patient_ref"), list(LOCATOR)
-    )
-    touched = changed.select(*KEY).unionByName(deletes.select(*KEY))
-    keys = owner(changed, "patient_ref").unionByName(
-        owner(stored.join(touched, list(KEY), "left_semi"), "patient_ref")
-    )
-    keys = keys.where(F.col("patient_key").isNotNull()).distinct().persist()
-    try:
-        if keys.limit(1).count():
-            record_changed_patients(spark, run_id, keys)
-    finally:
-        keys.unpersist()
+    keys = owner(good)
+    if replaced:
+        touched = good.where(F.col("_op") == UPDATE).select(*KEY).unionByName(deletes.select(*KEY))
+        keys = keys.unionByName(owner(stored.join(touched, list(KEY), "left_semi")))
+    record_changed_patients(spark, run_id, keys.where(F.col("patient_key").isNotNull()))
 
 
 def _unfinished_runs(spark: SparkSession, run_id: str) -> list[str]:
