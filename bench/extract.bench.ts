@@ -36,8 +36,8 @@ import { templateLines } from "../test/extractor/ndjson-generator";
 import { CLI, ROOT } from "./local-pipeline";
 import type { BenchOptions, BenchResult } from "./types";
 
-const FULL = { bulkPatients: 500, rounds: 5, searchPatients: 60, bigFileMb: 2048 };
-const QUICK = { bulkPatients: 120, rounds: 3, searchPatients: 24, bigFileMb: 256 };
+const FULL = { bulkPatients: 500, rounds: 7, searchPatients: 60, bigFileMb: 2048 };
+const QUICK = { bulkPatients: 120, rounds: 5, searchPatients: 24, bigFileMb: 256 };
 const SEARCH_RATE = 40;
 const SEARCH_LATENCY = "50ms";
 
