@@ -39,7 +39,7 @@ PROCESSING_COLUMNS = frozenset(
 RUN_LOG_TABLES = frozenset({"silver.runs", "silver.resource_changes", "silver.changed_patients"})
 
 
-def _canonical(value: Any) -> Any:  # noqa: ANN401 - any Arrow value
+def _canonical(value: Any) -> Any:  # noqa: ANN401 (any Arrow value)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
