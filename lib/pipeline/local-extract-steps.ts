@@ -69,6 +69,8 @@ export class LocalExtraction {
   private startedAt: number | undefined;
   private finishedAt: number | undefined;
   private resumedUnits = 0;
+  /** Lines per type of the units an earlier attempt of the run finished (resources + rejects). */
+  private readonly earlier: Record<string, number> = {};
   private unitRetries = 0;
   /** Resources and rejects per type of every unit (done in this process or earlier). */
   private readonly perType: Record<string, { resources: number; rejected: number; bytes: number }> = {};
@@ -117,7 +119,10 @@ export class LocalExtraction {
       const earlier = await readJsonIfExists<UnitRecord>(this.deps.storage, unitRecordUri(this.deps.bronzeUri, unit.runId, unit.unitId));
       if (earlier) {
         this.resumedUnits++;
-        for (const [t, c] of Object.entries(earlier.types)) this.counters.add(t, c.resources);
+        for (const [t, c] of Object.entries(earlier.types)) {
+          this.counters.add(t, c.resources);
+          this.earlier[t] = (this.earlier[t] ?? 0) + c.resources + c.rejected;
+        }
         return earlier;
       }
     }
@@ -171,6 +176,15 @@ export class LocalExtraction {
         return status;
       },
     };
+  }
+
+  /**
+   * What the units reused from an earlier attempt of the run hold (per type, resources + rejects)
+   * and how many they are: that attempt's server is gone, so this is what it served as bronze
+   * recorded it.
+   */
+  get reusedFromEarlierAttempt(): { units: number; lines: Record<string, number> } {
+    return { units: this.resumedUnits, lines: { ...this.earlier } };
   }
 
   /** Seconds from the first extraction Task to the drained (or failed) check. */

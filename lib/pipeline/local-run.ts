@@ -229,6 +229,12 @@ export function writeLocalReport(layout: WorkdirLayout, runId: string): string {
   return writeHtmlReport(layout.root, runId);
 }
 
+function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
 /** Removes what an interrupted run extracted: its bronze parts, rejects and unit records. */
 export function clearRunExtraction(layout: WorkdirLayout, runId: string): void {
   const bronze = path.join(layout.lakeDir, "bronze");
@@ -364,8 +370,9 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
         const silverOut = sparkJobs.filter((j) => j.step === "SilverJob").pop()?.output as
           { types?: Record<string, SilverTypeCounts> } | undefined;
         const simulatorStats = sim ? await sim.stats() : undefined;
+        const reused = extraction!.reusedFromEarlierAttempt;
         const reconciliation = reconcile({
-          served: simulatorStats?.served,
+          served: simulatorStats ? addCounts(simulatorStats.served, reused.lines) : undefined,
           bronze: census.bronze,
           bronzeRejected: census.bronzeRejected,
           silver: census.silver,
@@ -502,7 +509,12 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
       ...(spark.ready ? { sparkStartupSeconds: await spark.ready.catch(() => undefined) } : {}),
       ...tableRows(published?.census),
       reconciled: Boolean(published) && !failure && rec.reconciled,
-      reconciliation: { silverCheck: rec.silverCheck, problems: rec.problems, untypedRejects: rec.untypedRejects },
+      reconciliation: {
+        silverCheck: rec.silverCheck,
+        problems: rec.problems,
+        untypedRejects: rec.untypedRejects,
+        ...(extraction.reusedFromEarlierAttempt.units > 0 ? { unitsFromEarlierAttempt: extraction.reusedFromEarlierAttempt.units } : {}),
+      },
       ...(published?.simulatorStats
         ? {
             simulator: {

@@ -50,7 +50,16 @@ export interface RunSummary {
   silverTables: Record<string, number>;
   goldTables: Record<string, number>;
   reconciled: boolean;
-  reconciliation: { silverCheck: Reconciliation["silverCheck"]; problems: string[]; untypedRejects: number };
+  reconciliation: {
+    silverCheck: Reconciliation["silverCheck"];
+    problems: string[];
+    untypedRejects: number;
+    /**
+     * A resumed run reuses the units an earlier attempt finished; their server is gone, so for
+     * them `served` counts what that attempt recorded (resources + rejects) instead.
+     */
+    unitsFromEarlierAttempt?: number;
+  };
   simulator?: { requests: number; throttled: number; faults: Record<string, number> };
 }
 
@@ -151,6 +160,9 @@ export function renderSummaryText(summary: RunSummary): string {
   } else {
     out.push(`NOT reconciled:\n  ${summary.reconciliation.problems.join("\n  ")}`);
   }
+  const reused = summary.reconciliation.unitsFromEarlierAttempt;
+  if (reused)
+    out.push(`(resumed: ${reused} work units came from the interrupted attempt; "served" counts them as that attempt recorded them)`);
   if (summary.report) out.push(`HTML report: ${summary.report}`);
   return out.join("\n") + "\n";
 }
