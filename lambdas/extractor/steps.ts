@@ -314,15 +314,21 @@ export async function checkDrained(
   const { done, failed } = await readUnitRecords(deps.storage, deps.bronzeUri, run.runId);
   const depth = await deps.queue.depth();
   const planned = plans.flatMap((p) => p.units);
-  const unitsDone = planned.filter((u) => done.has(u.unitId)).length;
-  const unitsFailed = Math.max(depth.deadLettered, planned.filter((u) => failed.has(u.unitId)).length);
+  const notDone = planned.filter((u) => !done.has(u.unitId));
+  const unitsDone = planned.length - notDone.length;
+  // A unit has failed for good when its last attempt recorded a failure and no message is left
+  // to retry it (it is in the dead-letter queue). Failure records are per run, so messages that
+  // an earlier run left in a DLQ do not fail this one; and a queue count that lags behind SQS
+  // cannot fail units that were never tried.
+  const unitsFailed = notDone.filter((u) => failed.has(u.unitId)).length;
   const base = { unitsEnqueued: planned.length, unitsDone, unitsFailed, waitSeconds };
-  if (unitsFailed > 0 && unitsDone + unitsFailed >= planned.length) {
+  if (notDone.length > 0 && unitsFailed === notDone.length && depth.pending === 0) {
+    deps.log.warn("work units failed", { runId: run.runId, unitsFailed, unitsDone, deadLettered: depth.deadLettered });
     await deleteBulkJobs(run, deps);
     return { ...base, state: "failed" };
   }
   // Every unit recorded done and nothing left in the queues (a redelivered message may still be at work).
-  if (unitsDone < planned.length || depth.pending > 0) return { ...base, state: "pending" };
+  if (notDone.length > 0 || depth.pending > 0) return { ...base, state: "pending" };
   const types = requestedTypes(run, deps);
   if (run.mode === "search" && types.some((t) => SHARED_TYPES.has(t)) && !plans.some((p) => p.phase === "shared")) {
     const units = sharedUnits(run, types, done.values());

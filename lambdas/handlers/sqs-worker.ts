@@ -2,7 +2,7 @@
 // library; a unit that fails is reported in batchItemFailures so SQS delivers it again (and,
 // after maxReceiveCount, moves it to the dead-letter queue, which CheckDrained counts).
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { processUnit } from "../extractor/process-unit";
+import { processUnit, recordUnitFailure } from "../extractor/process-unit";
 import type { WorkUnit } from "../extractor/work-units";
 import { extractorDeps, logger, metrics } from "./handler-runtime";
 import { parseUnitMessage, type SqsBatchResponse, type SqsEvent } from "./messages";
@@ -35,6 +35,8 @@ export async function handleUnits(event: SqsEvent, kinds: ReadonlyArray<WorkUnit
         message: (e as Error).message,
       });
       metrics.addMetric("UnitFailures", MetricUnit.Count, 1);
+      // CheckDrained tells a unit that failed for good by this record (and an empty queue).
+      await recordUnitFailure(unit, e, deps).catch(() => undefined);
       failures.push({ itemIdentifier: record.messageId });
     }
   }

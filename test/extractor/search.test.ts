@@ -3,6 +3,7 @@
 // link is followed, shared resources are read once, 429s are waited out as told, and with the
 // budget set at the server's limit there are none.
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { runExtraction } from "../../lambdas/extractor/local-run";
 import { startSimulator } from "../../lib/simulator";
 import { countBy, depsFor, readBronze, tempDir } from "./bronze-reader";
@@ -85,6 +86,27 @@ describe("search mode", () => {
       expect(deps.http.stats.throttled).toBe(0);
       const { rows } = readBronze(dir, s.runId);
       expect(countBy(rows, (r) => r.resource_type)).toEqual(stats.served);
+    } finally {
+      await deps.http.close();
+      await sim.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("fails the run clearly when a unit cannot succeed (a category Epic refuses)", async () => {
+    const sim = await startSimulator({ patients: 3, seed: 3 });
+    const dir = tempDir("search-refused-");
+    const deps = depsFor(sim, dir, { observationCategories: ["procedure"] });
+    try {
+      const err = await runExtraction({ mode: "search", groupIds: [sim.groupIds[0]], types: ["Patient", "Observation"] }, deps).catch(
+        (e: Error) => e,
+      );
+      expect(err).toMatchObject({ name: "UnitsFailed", message: expect.stringContaining("1 of 1 work units failed") });
+      const failure = JSON.parse(
+        fs.readFileSync(path.join(dir, "_runs", fs.readdirSync(path.join(dir, "_runs"))[0], "units", "g0-p00000.failed.json"), "utf8"),
+      ) as { error: string; message: string };
+      expect(failure.error).toBe("EpicRequestRejected");
+      expect(failure.message).toContain("Observation category procedure is not supported");
     } finally {
       await deps.http.close();
       await sim.stop();
