@@ -115,10 +115,12 @@ export async function extractBronze(
       },
     );
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const summary = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as { run_id?: string; runId?: string; resources?: number };
-    const runId = summary.run_id ?? summary.runId;
-    if (!runId) throw new Error("extract --json printed no run id");
-    return { runId, resources: summary.resources, seconds };
+    // extract --json: { run_id, resources: { Type: n, ... }, rejected, bytes, seconds }
+    const summary = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as { run_id?: string; resources?: Record<string, number> };
+    const runId = summary.run_id;
+    if (!runId) throw new Error("extract --json printed no run_id");
+    const resources = summary.resources ? Object.values(summary.resources).reduce((a, b) => a + b, 0) : undefined;
+    return { runId, resources, seconds };
   } finally {
     await sim.stop();
   }

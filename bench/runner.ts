@@ -147,7 +147,8 @@ export function renderRunnerReport(report: RunnerReport): string {
   const last = report.results[report.results.length - 1] ?? [];
   for (const r of last) {
     const info = Object.entries(r.info);
-    if (info.length) out += `\n${r.name} info: ${info.map(([k, v]) => `${k}=${typeof v === "number" ? fmt(v) : v}`).join(", ")}\n`;
+    if (info.length)
+      out += `\n${r.name} info: ${info.map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? fmt(v) : v}`).join(", ")}\n`;
     for (const ratio of r.ratios) out += `  ${ratio.name}: ${ratio.detail}\n`;
   }
   for (const f of report.failures) out += `\nFAILED ${f.name}: ${f.error}\n`;
