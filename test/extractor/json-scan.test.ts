@@ -2,7 +2,8 @@
 // real resources and thousands of random mutations of them), and the fast path of the bronze
 // row keys gives exactly what the JSON.parse path gives.
 import { isJson, MAX_DEPTH } from "../../lambdas/extractor/bronze/json-scan";
-import { examineParsed, examineResource } from "../../lambdas/extractor/bronze/resource-row";
+import { BronzeRows, readParquetTable } from "../../lambdas/extractor/bronze/bronze-parquet";
+import { classifyResource, examineParsed, examineResource, LAST_SCAN } from "../../lambdas/extractor/bronze/resource-row";
 import { templateLines } from "./ndjson-generator";
 
 const parses = (s: string): boolean => {
@@ -149,7 +150,51 @@ describe("JSON scanner", () => {
   });
 });
 
+const UNUSUAL = [
+  `{"resourceType":"Condition","id":"c","subject":{"display":"x","reference":"https://h/fhir/Patient/p7/_history/3"},"meta":{"lastUpdated":"2025-01-01T10:00:00.123+02:00","versionId":"4","tag":[{"code":"t"}]}}`,
+  `{"id":"e","resourceType":"Encounter","subject":{"reference":"Group/g"},"patient":{"reference":"Patient/p1"}}`,
+  `{"resourceType":"Coverage","id":"cov","beneficiary":{"reference":"Patient/b1"},"meta":{"versionId":"1"}}`,
+  `{"resourceType":"Patient","id":"p","meta":{}}`,
+  `{"resourceType":"Observation","id":"o","meta":{"versionId":1}}`,
+  `{"resourceType":"Observation","id":"o","meta":null,"subject":{"reference":"Patient/é"}}`,
+  `{"resourceType":"Observation","id":"o2","subject":{"reference":"Patient/"}}`,
+  `{"resourceType":"Observation","id":"o\u0033","subject":{"reference":"Patient/x"}}`,
+];
+
 describe("row keys: the scanner's fast path equals the JSON.parse path", () => {
+  it("as bronze rows: written from the scanner's positions or from parsed strings, the Parquet rows are equal", () => {
+    const lines = [...templateLines(4, 29), ...UNUSUAL];
+    const fast = new Map<string, BronzeRows>();
+    const slow = new Map<string, BronzeRows>();
+    const rowsOf = (m: Map<string, BronzeRows>, t: string): BronzeRows => {
+      let r = m.get(t);
+      if (!r) m.set(t, (r = new BronzeRows(t, "run")));
+      return r;
+    };
+    let scanned = 0;
+    for (const line of lines) {
+      const b = Buffer.from(line);
+      const c = classifyResource(b, 0, b.length);
+      const p = examineParsed(b, 0, b.length);
+      if (c.kind === "reject" || !p.ok) throw new Error(`rejected: ${line}`);
+      if (c.kind === "scanned") {
+        scanned++;
+        rowsOf(fast, c.resourceType).appendScanned(b, 0, b.length, LAST_SCAN, line.length % 2 ? "src-a" : "src-b");
+      } else rowsOf(fast, c.resourceType).append(b, 0, b.length, c.keys, line.length % 2 ? "src-a" : "src-b");
+      rowsOf(slow, p.keys.resourceType).append(b, 0, b.length, p.keys, line.length % 2 ? "src-a" : "src-b");
+    }
+    expect(scanned).toBeGreaterThan(lines.length - 3);
+    for (const [t, r] of fast) {
+      const a = readParquetTable(r.encode(1000))
+        .toArray()
+        .map((x) => x!.toJSON());
+      const b = readParquetTable(slow.get(t)!.encode(1000))
+        .toArray()
+        .map((x) => x!.toJSON());
+      expect(a).toEqual(b);
+    }
+  });
+
   it("on every resource of a simulated population, and on unusual layouts", () => {
     const lines = [
       ...templateLines(6, 23),

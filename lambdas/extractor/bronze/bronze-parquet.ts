@@ -12,7 +12,9 @@ import * as arrow from "apache-arrow";
 import * as pw from "parquet-wasm";
 import { LAKE_CONTRACT } from "../../../lib/core/lake-contract";
 import { IpcStreamWriter, type IpcColumn } from "./arrow-ipc";
-import type { RejectReason, RowKeys } from "./resource-row";
+import { contentDigestWithoutVersioning, rawContentDigest } from "./content-hash";
+import type { ScannedResource } from "./json-scan";
+import { patientIdSpan, type RejectReason, type RowKeys } from "./resource-row";
 
 const UTC = "UTC";
 const tsType = (): arrow.TimestampMicrosecond => new arrow.TimestampMicrosecond(UTC);
@@ -217,17 +219,148 @@ function rejectWriterProperties(): pw.WriterProperties {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Variable-length byte values (Utf8) in one growable buffer, nulls allowed; reused after each part. */
+export class VarBytes {
+  private data: Buffer;
+  private offsets = new Int32Array(1025);
+  private validity: Uint8Array | undefined;
+  length = 0;
+  bytes = 0;
+  nulls = 0;
+
+  constructor(initialBytes = 64 << 10) {
+    this.data = Buffer.allocUnsafe(initialBytes);
+  }
+
+  private room(n: number): void {
+    if (this.bytes + n > this.data.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.bytes + n));
+      this.data.copy(next, 0, 0, this.bytes);
+      this.data = next;
+    }
+  }
+
+  private next(valid: boolean): void {
+    if (this.length + 1 >= this.offsets.length) {
+      const o = new Int32Array(this.offsets.length * 2);
+      o.set(this.offsets);
+      this.offsets = o;
+    }
+    if (!valid && !this.validity) {
+      // First null: every row so far was valid.
+      this.validity = new Uint8Array(this.offsets.length >> 3).fill(0xff);
+    }
+    if (this.validity) {
+      if (this.validity.length * 8 <= this.length) {
+        const v = new Uint8Array(this.validity.length * 2);
+        v.set(this.validity);
+        this.validity = v;
+      }
+      const i = this.length;
+      if (valid) this.validity[i >> 3] |= 1 << (i & 7);
+      else {
+        this.validity[i >> 3] &= ~(1 << (i & 7));
+        this.nulls++;
+      }
+    }
+    this.offsets[++this.length] = this.bytes;
+  }
+
+  appendSpan(b: Buffer, s: number, e: number): void {
+    this.room(e - s);
+    this.bytes += b.copy(this.data, this.bytes, s, e);
+    this.next(true);
+  }
+
+  /** prefix then b[s, e) as one value (e.g. "Patient/" + an id). */
+  appendPrefixed(prefix: Buffer, b: Buffer, s: number, e: number): void {
+    this.room(prefix.length + e - s);
+    this.bytes += prefix.copy(this.data, this.bytes);
+    this.bytes += b.copy(this.data, this.bytes, s, e);
+    this.next(true);
+  }
+
+  appendString(v: string | null): void {
+    if (v === null) return this.appendNull();
+    this.room(Buffer.byteLength(v));
+    this.bytes += this.data.write(v, this.bytes, "utf8");
+    this.next(true);
+  }
+
+  appendNull(): void {
+    this.next(false);
+  }
+
+  column(): IpcColumn {
+    const n = this.length;
+    const validity = this.validity && this.nulls > 0 ? this.validity.subarray(0, (n + 7) >> 3) : undefined;
+    return {
+      length: n,
+      nullCount: this.nulls,
+      validity,
+      offsets: this.offsets.subarray(0, n + 1),
+      data: this.data.subarray(0, this.bytes),
+    };
+  }
+
+  clear(): void {
+    this.length = 0;
+    this.bytes = 0;
+    this.nulls = 0;
+    this.validity = undefined;
+  }
+}
+
+const HEX = Buffer.from("0123456789abcdef");
+const PATIENT_PREFIX = Buffer.from("Patient/");
+
+/** content_hash: 64 hex characters per row, written from the digest bytes (no string per row). */
+class HexColumn {
+  private data = Buffer.allocUnsafe(64 * 1024);
+  length = 0;
+
+  appendDigest(d: Uint8Array): void {
+    if ((this.length + 1) * 64 > this.data.length) {
+      const next = Buffer.allocUnsafe(this.data.length * 2);
+      this.data.copy(next, 0, 0, this.length * 64);
+      this.data = next;
+    }
+    let p = this.length * 64;
+    for (let i = 0; i < 32; i++) {
+      const x = d[i];
+      this.data[p++] = HEX[x >> 4];
+      this.data[p++] = HEX[x & 15];
+    }
+    this.length++;
+  }
+
+  appendHex(hex: string): void {
+    this.appendDigest(Buffer.from(hex, "hex"));
+  }
+
+  column(): IpcColumn {
+    const n = this.length;
+    const offsets = new Int32Array(n + 1);
+    for (let i = 1; i <= n; i++) offsets[i] = i * 64;
+    return { length: n, nullCount: 0, offsets, data: this.data.subarray(0, n * 64) };
+  }
+
+  clear(): void {
+    this.length = 0;
+  }
+}
+
 /** The rows of one bronze part file being gathered (one resource type, one run). */
 export class BronzeRows {
   private readonly resource: BlockColumn;
-  /** Per row; usually all the same (then written as a constant column). */
-  private sources: string[] = [];
-  private mixedSources = false;
-  private ids: string[] = [];
-  private versions: Array<string | null> = [];
-  private lastUpdated: Array<number | null> = [];
-  private hashes: string[] = [];
-  private patients: Array<string | null> = [];
+  private readonly ids = new VarBytes();
+  private readonly versions = new VarBytes(16 << 10);
+  private readonly patients = new VarBytes();
+  private readonly hashes = new HexColumn();
+  private lastUpdated = new Float64Array(1024);
+  /** Per row: an index into sourceList (usually all 0: then a constant column). */
+  private sourceIds = new Int32Array(1024);
+  private sourceList: string[] = [];
 
   constructor(
     readonly resourceType: string,
@@ -238,36 +371,95 @@ export class BronzeRows {
   }
 
   get rows(): number {
-    return this.ids.length;
+    return this.resource.length;
   }
   /** Bytes of resource text held. */
   get bytes(): number {
     return this.resource.bytes;
   }
 
-  append(b: Buffer, start: number, end: number, k: RowKeys, source: string): void {
-    if (this.sources.length > 0 && source !== this.sources[0]) this.mixedSources = true;
-    this.sources.push(source);
+  private common(b: Buffer, start: number, end: number, lastUpdatedMs: number | null, source: string): void {
+    const i = this.resource.length;
+    if (i >= this.lastUpdated.length) {
+      const l = new Float64Array(this.lastUpdated.length * 2);
+      l.set(this.lastUpdated);
+      this.lastUpdated = l;
+      const si = new Int32Array(this.sourceIds.length * 2);
+      si.set(this.sourceIds);
+      this.sourceIds = si;
+    }
+    this.lastUpdated[i] = lastUpdatedMs === null ? NaN : lastUpdatedMs;
+    let k = this.sourceList.length - 1;
+    if (k < 0 || this.sourceList[k] !== source) {
+      k = this.sourceList.indexOf(source);
+      if (k < 0) k = this.sourceList.push(source) - 1;
+    }
+    this.sourceIds[i] = k;
     this.resource.append(b, start, end);
-    this.ids.push(k.id);
-    this.versions.push(k.versionId);
-    this.lastUpdated.push(k.lastUpdatedMs);
-    this.hashes.push(k.contentHash);
-    this.patients.push(k.patientRef);
+  }
+
+  /** A row whose keys are already strings (the JSON.parse path). */
+  append(b: Buffer, start: number, end: number, k: RowKeys, source: string): void {
+    this.ids.appendString(k.id);
+    this.versions.appendString(k.versionId);
+    this.patients.appendString(k.patientRef);
+    this.hashes.appendHex(k.contentHash);
+    this.common(b, start, end, k.lastUpdatedMs, source);
+  }
+
+  /**
+   * A row straight from the JSON scanner's positions (the fast path): the keys are copied as
+   * bytes from the line, the hash written from its digest; no string is made per row.
+   */
+  appendScanned(b: Buffer, start: number, end: number, scan: ScannedResource, source: string): void {
+    this.ids.appendSpan(b, scan.idS + 1, scan.idE - 1);
+    if (scan.verS >= 0) this.versions.appendSpan(b, scan.verS + 1, scan.verE - 1);
+    else this.versions.appendNull();
+    let patient: [number, number] | undefined;
+    if (this.resourceType === "Patient") patient = [scan.idS + 1, scan.idE - 1];
+    else for (let k = 0; k < 3 && !patient; k++) if (scan.refS[k] >= 0) patient = patientIdSpan(b, scan.refS[k] + 1, scan.refE[k] - 1);
+    if (patient) this.patients.appendPrefixed(PATIENT_PREFIX, b, patient[0], patient[1]);
+    else this.patients.appendNull();
+    this.hashes.appendDigest(
+      scan.metaVersioned
+        ? contentDigestWithoutVersioning(
+            b,
+            start,
+            end,
+            { start: scan.metaS, end: scan.metaE, valueStart: scan.metaVS, commaBefore: scan.metaCB, commaAfter: scan.metaCA },
+            scan.keep(),
+          )
+        : rawContentDigest(b, start, end),
+    );
+    let lastUpdatedMs: number | null = null;
+    if (scan.luS >= 0) {
+      const t = Date.parse(b.toString("latin1", scan.luS + 1, scan.luE - 1));
+      if (!Number.isNaN(t)) lastUpdatedMs = t;
+    }
+    this.common(b, start, end, lastUpdatedMs, source);
   }
 
   /** The Parquet file of these rows (column order of the lake contract). */
   encode(ingestedAtMs: number): Uint8Array {
     const n = this.rows;
+    const lu: Array<number | null> = [];
+    for (let i = 0; i < n; i++) lu.push(Number.isNaN(this.lastUpdated[i]) ? null : this.lastUpdated[i]);
+    let source: IpcColumn;
+    if (this.sourceList.length <= 1) source = constantUtf8Column(this.sourceList[0] ?? "", n);
+    else {
+      const values: string[] = [];
+      for (let i = 0; i < n; i++) values.push(this.sourceList[this.sourceIds[i]]);
+      source = utf8Column(values);
+    }
     const byName: Record<string, IpcColumn> = {
       resource_type: constantUtf8Column(this.resourceType, n),
-      id: utf8Column(this.ids),
-      version_id: utf8Column(this.versions),
-      last_updated: int64Column(this.lastUpdated, 1000),
-      content_hash: utf8Column(this.hashes),
-      patient_ref: utf8Column(this.patients),
+      id: this.ids.column(),
+      version_id: this.versions.column(),
+      last_updated: int64Column(lu, 1000),
+      content_hash: this.hashes.column(),
+      patient_ref: this.patients.column(),
       run_id: constantUtf8Column(this.runId, n),
-      source: this.mixedSources ? utf8Column(this.sources) : constantUtf8Column(this.sources[0] ?? "", n),
+      source,
       ingested_at: constantTimestampColumn(ingestedAtMs, n),
       resource: this.resource.column(),
     };
@@ -282,13 +474,11 @@ export class BronzeRows {
   /** Empties the rows (after a part was written or an attempt was abandoned); blocks go back to the pool. */
   clear(): void {
     this.resource.release();
-    this.sources = [];
-    this.mixedSources = false;
-    this.ids = [];
-    this.versions = [];
-    this.lastUpdated = [];
-    this.hashes = [];
-    this.patients = [];
+    this.ids.clear();
+    this.versions.clear();
+    this.patients.clear();
+    this.hashes.clear();
+    this.sourceList = [];
   }
 }
 

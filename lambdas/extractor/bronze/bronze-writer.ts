@@ -12,7 +12,7 @@ import { bronzePartPath, LAKE_CONTRACT } from "../../../lib/core/lake-contract";
 import { joinUri, type Storage } from "../../../lib/core/storage";
 import { BronzeRows, encodeRejects, type RejectRow } from "./bronze-parquet";
 import type { LineSink } from "./ndjson-lines";
-import { examineResource, REJECT_REASONS, type RejectReason } from "./resource-row";
+import { classifyResource, LAST_SCAN, REJECT_REASONS, scannedId, type RejectReason } from "./resource-row";
 
 /** Parts per unit and type (part numbers unitIndex*1000 .. +999). */
 export const PARTS_PER_UNIT = 1000;
@@ -134,24 +134,28 @@ export class UnitWriter implements LineSink {
     end: number,
     lineNo: number | null,
     accept?: (resourceType: string, id: string) => boolean,
-  ): { resourceType: string; id: string; parse: () => Record<string, unknown> } | undefined {
-    const x = examineResource(b, start, end, this.o.wanted);
-    if (!x.ok) {
-      this.reject(x.reason, x.resourceType, lineNo, b.toString("utf8", start, Math.min(end, start + REJECT_LINE_KEEP)));
+  ): { resourceType: string; parse: () => Record<string, unknown> } | undefined {
+    const c = classifyResource(b, start, end, this.o.wanted);
+    if (c.kind === "reject") {
+      this.reject(c.reason, c.resourceType, lineNo, b.toString("utf8", start, Math.min(end, start + REJECT_LINE_KEEP)));
       return undefined;
     }
-    const t = x.keys.resourceType;
-    if (accept && !accept(t, x.keys.id)) return undefined;
+    const t = c.resourceType;
+    if (accept && !accept(t, c.kind === "scanned" ? scannedId(b) : c.keys.id)) return undefined;
     let r = this.rows.get(t);
     if (!r) {
       r = this.newRows(t);
       this.rows.set(t, r);
     }
-    r.append(b, start, end, x.keys, this.source);
+    if (c.kind === "scanned") r.appendScanned(b, start, end, LAST_SCAN, this.source);
+    else r.append(b, start, end, c.keys, this.source);
     const len = end - start;
     this.held += len;
     this.budget.add(len);
-    return { resourceType: t, id: x.keys.id, parse: x.parse };
+    return {
+      resourceType: t,
+      parse: c.kind === "parsed" ? c.parse : () => JSON.parse(b.toString("utf8", start, end)) as Record<string, unknown>,
+    };
   }
 
   /** Records a rejected line (reason, type when known). */

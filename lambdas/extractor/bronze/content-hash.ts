@@ -20,9 +20,13 @@ const VERSION_ID = Buffer.from("versionId");
 const LAST_UPDATED = Buffer.from("lastUpdated");
 
 // crypto.hash (one-shot, Node >= 20.12) is markedly faster than createHash for short inputs.
-const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: "hex") => string }).hash;
+const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: "hex" | "buffer") => string | Buffer }).hash;
 function sha256Hex(data: Uint8Array): string {
-  return oneShot ? oneShot("sha256", data, "hex") : crypto.createHash("sha256").update(data).digest("hex");
+  return oneShot ? (oneShot("sha256", data, "hex") as string) : crypto.createHash("sha256").update(data).digest("hex");
+}
+/** The 32-byte digest (the bronze writer writes its hex itself, without a string per row). */
+function sha256Bytes(data: Uint8Array): Buffer {
+  return oneShot ? (oneShot("sha256", data, "buffer") as Buffer) : crypto.createHash("sha256").update(data).digest();
 }
 
 let scratch = Buffer.allocUnsafe(1 << 16);
@@ -70,6 +74,21 @@ export interface MetaMember {
  * [start, end)), or dropped with one of its commas when `keep` is empty.
  */
 export function contentHashWithoutVersioning(b: Buffer, start: number, end: number, meta: MetaMember, keep: readonly number[]): string {
+  return sha256Hex(withoutVersioning(b, start, end, meta, keep));
+}
+
+/** contentHashWithoutVersioning as the 32-byte digest. */
+export function contentDigestWithoutVersioning(b: Buffer, start: number, end: number, meta: MetaMember, keep: readonly number[]): Buffer {
+  return sha256Bytes(withoutVersioning(b, start, end, meta, keep));
+}
+
+/** SHA-256 digest of the text as is. */
+export function rawContentDigest(b: Buffer, start: number, end: number): Buffer {
+  return sha256Bytes(b.subarray(start, end));
+}
+
+/** The text with meta rewritten (a view of a scratch buffer, valid until the next call). */
+function withoutVersioning(b: Buffer, start: number, end: number, meta: MetaMember, keep: readonly number[]): Buffer {
   const out = scratchOf(end - start + 2);
   let n = 0;
   if (keep.length === 0) {
@@ -89,7 +108,7 @@ export function contentHashWithoutVersioning(b: Buffer, start: number, end: numb
     out[n++] = 0x7d;
     n += b.copy(out, n, meta.end, end);
   }
-  return sha256Hex(out.subarray(0, n));
+  return out.subarray(0, n);
 }
 
 /** SHA-256 (hex) of the text as is. */

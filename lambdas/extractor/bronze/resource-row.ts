@@ -41,6 +41,26 @@ export function patientRefOf(ref: Ref): string | null {
   return id ? "Patient/" + id : null;
 }
 
+const PATIENT_SLASH = Buffer.from("Patient/");
+const SLASH_PATIENT_SLASH = Buffer.from("/Patient/");
+
+/**
+ * The patient id inside a reference string's bytes b[s, e) (no quotes), as patientRefOf reads it:
+ * [idStart, idEnd), or undefined when the reference is not to a Patient.
+ */
+export function patientIdSpan(b: Buffer, s: number, e: number): [number, number] | undefined {
+  let at: number;
+  if (e - s >= 8 && b.compare(PATIENT_SLASH, 0, 8, s, s + 8) === 0) at = s + 8;
+  else {
+    const k = b.indexOf(SLASH_PATIENT_SLASH, s);
+    if (k < 0 || k + 9 > e) return undefined;
+    at = k + 9;
+  }
+  let end = at;
+  while (end < e && b[end] !== 0x2f) end++;
+  return end > at ? [at, end] : undefined;
+}
+
 /** The patient a resource belongs to: itself for Patient, else subject / patient / beneficiary. */
 export function patientRefOfResource(resourceType: string, id: string, r: Record<string, unknown>): string | null {
   if (resourceType === "Patient") return "Patient/" + id;
@@ -63,6 +83,46 @@ function resourceTypeAt(b: Buffer, s: number, e: number): string {
   lastType = b.toString("latin1", s + 1, e - 1);
   lastTypeBytes = Buffer.from(b.subarray(s + 1, e - 1));
   return lastType;
+}
+
+export type Classified =
+  /** Read by the scanner: its positions are in LAST_SCAN until the next call. */
+  | { kind: "scanned"; resourceType: string }
+  /** Read by JSON.parse (the scanner's fallback). */
+  | { kind: "parsed"; resourceType: string; keys: RowKeys; parse: () => Record<string, unknown> }
+  | { kind: "reject"; reason: RejectReason; resourceType: string | null };
+
+/** The scanner's positions for the line classifyResource last answered "scanned". */
+export const LAST_SCAN = scan;
+
+/**
+ * The bronze writer's hot path: validates b[start, end) and tells its type without making any
+ * string but the type's; the writer then copies the key columns straight from the positions.
+ */
+export function classifyResource(b: Buffer, start: number, end: number, wanted?: ReadonlySet<string>): Classified {
+  const outcome = scanResource(b, start, end, scan);
+  if (outcome === "invalid") return { kind: "reject", reason: "not_json", resourceType: null };
+  if (outcome === "ok" && !scan.escaped) {
+    if (scan.rtS < 0 || scan.idS < 0 || scan.rtE - scan.rtS <= 2 || scan.idE - scan.idS <= 2) {
+      return {
+        kind: "reject",
+        reason: "not_a_resource",
+        resourceType: scan.rtE - scan.rtS > 2 ? stringAt(b, scan.rtS, scan.rtE, false) : null,
+      };
+    }
+    const resourceType = resourceTypeAt(b, scan.rtS, scan.rtE);
+    if (wanted && !wanted.has(resourceType)) return { kind: "reject", reason: "unexpected_type", resourceType };
+    return { kind: "scanned", resourceType };
+  }
+  const x = examineParsed(b, start, end, wanted);
+  return x.ok
+    ? { kind: "parsed", resourceType: x.keys.resourceType, keys: x.keys, parse: x.parse }
+    : { kind: "reject", reason: x.reason, resourceType: x.resourceType };
+}
+
+/** The id of the line classifyResource last answered "scanned". */
+export function scannedId(b: Buffer): string {
+  return b.toString("utf8", scan.idS + 1, scan.idE - 1);
 }
 
 /**

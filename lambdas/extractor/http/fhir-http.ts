@@ -7,6 +7,7 @@ import { pipeline, type Readable } from "node:stream";
 import * as zlib from "node:zlib";
 import { Agent, request, type Dispatcher } from "undici";
 import type { TokenProvider } from "../auth/token-provider";
+import { Semaphore } from "../concurrency";
 import { RateBudget } from "./rate-budget";
 import {
   decideRetry,
@@ -86,9 +87,12 @@ export class FhirHttp {
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
   private readonly sleep: (ms: number) => Promise<void>;
+  /** Requests between the budget and their answer's headers: at most one per connection. */
+  private readonly places: Semaphore;
 
   constructor(readonly opts: FhirHttpOptions = {}) {
     this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.places = new Semaphore(opts.connections ?? 8);
     this.sleep = opts.sleep ?? defaultSleep;
     this.ownsDispatcher = !opts.dispatcher;
     this.dispatcher =
@@ -120,12 +124,23 @@ export class FhirHttp {
     const where = redactUrl(req.url);
     let refreshedOn401 = false;
     for (let attempt = 1; ; attempt++) {
-      if (this.opts.budget) await this.opts.budget.acquire();
-      const token = req.auth === false || !this.opts.tokens ? undefined : await this.opts.tokens.token();
+      // A place among `connections` first, then the budget: a request the budget lets go goes on
+      // the wire at once. Granted requests queued for a socket behind a slow server would
+      // otherwise reach it together, a burst past its limit although the budget held.
+      const release = await this.places.acquire();
+      let token: string | undefined;
+      try {
+        if (this.opts.budget) await this.opts.budget.acquire();
+        token = req.auth === false || !this.opts.tokens ? undefined : await this.opts.tokens.token();
+      } catch (error) {
+        release();
+        throw error;
+      }
       let res: HttpResponse;
       try {
         res = await this.attempt(req, token);
       } catch (error) {
+        release();
         const d = decideRetry({ error }, attempt, this.retry);
         if (!d.retry) {
           if (isRetryableError(error)) throw new RetryExhaustedError(where, attempt, undefined, d.reason);
@@ -135,6 +150,7 @@ export class FhirHttp {
         await this.sleep(d.delayMs);
         continue;
       }
+      release();
       if (res.status === 401 && token && this.opts.tokens && !refreshedOn401) {
         // The token expired early or was revoked: a fresh one, once.
         this.stats.unauthorized += 1;
