@@ -259,13 +259,5 @@ export async function findSinceAuto(
   return undefined;
 }
 
-/** A sortable, unique run id: 20250101T020000Z-1a2b3c. */
-export function newRunId(now = new Date()): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-  return `${stamp}-${Math.floor(Math.random() * 0xffffff)
-    .toString(16)
-    .padStart(6, "0")}`;
-}
+/** A sortable, unique run id (see lib/core/run-id.ts). */
+export { newRunId } from "../../lib/core/run-id";

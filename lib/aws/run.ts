@@ -1,8 +1,8 @@
 // `fhir-pipeline run --env NAME`: starts the deployed state machine (the same definition a local
 // run executes in-process), follows it with the shared progress display, then records the run's
 // cost in the metrics contract. `--detach` only starts it.
+import { newRunId as newRunIdCore } from "../core/run-id";
 import { StartExecutionCommand } from "@aws-sdk/client-sfn";
-import { randomBytes } from "node:crypto";
 import type { RunInput } from "../core/pipeline-steps";
 import { createProgressRenderer, type ProgressSink } from "../core/progress";
 import { AwsClients } from "./clients";
@@ -38,16 +38,9 @@ export interface RunInAwsResult {
   cost?: RecordedRunCost;
 }
 
-/**
- * A run id that is also a valid execution name (<= 80 chars of [A-Za-z0-9-_]) and sorts by time:
- * run-20250102T020000Z-1a2b3c.
- */
+/** A run id that is also the execution name: run-20250102T020000123Z-000-1a2b3c. */
 export function newRunId(now = new Date()): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-  return `run-${stamp}-${randomBytes(3).toString("hex")}`;
+  return newRunIdCore(now, "run-");
 }
 
 export async function startRun(clients: AwsClients, env: DeployedEnvironment, input: RunInput = {}, runId = newRunId()) {

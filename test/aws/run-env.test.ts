@@ -107,7 +107,7 @@ describe("run --env", () => {
     const detached = await runCli(["run", "--env", ENV_NAME, "--detach"], emulatorEnv(moto.endpoint));
     expect(detached.code).toBe(0);
     const arn = detached.stdout.trim();
-    expect(arn).toMatch(/^arn:aws:states:us-east-1:\d+:execution:.+:run-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    expect(arn).toMatch(/^arn:aws:states:us-east-1:\d+:execution:.+:run-\d{8}T\d{9}Z-\d{3}-[0-9a-f]{6}$/);
     const described = await fx.clients.stepFunctions.send(new DescribeExecutionCommand({ executionArn: arn }));
     expect(described.stateMachineArn).toBe(fx.stateMachineArn);
   });
