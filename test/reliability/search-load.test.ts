@@ -10,8 +10,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { readParquetTable } from "../../lambdas/extractor/bronze/bronze-parquet";
-import type { SimulatorStats } from "../../lib/simulator";
 import { parquetFiles, tempDir } from "../extractor/bronze-reader";
+import { startSimulatorProcess, type SimulatorProcess } from "./simulator-process";
 
 const PATIENTS = 5000;
 const WORKERS = 16;
@@ -19,7 +19,6 @@ const RATE = 200;
 const FAULTS = "429:0.02,500:0.01,503:0.01,reset:0.01";
 /** Peak RSS bound of the extracting process (it measured ~250 MB). */
 const RSS_BOUND = 400 << 20;
-const CLI = path.resolve(__dirname, "..", "..", "bin", "fhir-pipeline.js");
 
 interface ChildReport {
   runId: string;
@@ -63,46 +62,21 @@ function runChild(args: string[]): Promise<{ code: number | null; stdout: string
   });
 }
 
-/** The simulator CLI in its own process (its own event loop, as an Epic server would be). */
-async function startSimulatorProcess(dir: string): Promise<{ origin: string; stats(): Promise<SimulatorStats>; stop(): Promise<void> }> {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      "simulate",
-      ...["--patients", String(PATIENTS), "--seed", "7", "--rate-limit", String(RATE), "--faults", FAULTS],
-      ...["--client-out", path.join(dir, "client.json"), "--workdir", path.join(dir, "simulator")],
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const baseUrl = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("\n")) resolve(out.split("\n")[0].trim());
-    });
-    void exited.then(() => reject(new Error(`simulate exited: ${stderr}`)));
-  });
-  const origin = new URL(baseUrl).origin;
-  return {
-    origin,
-    stats: async () => (await (await fetch(`${origin}/_admin/stats`)).json()) as SimulatorStats,
-    stop: async () => {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
 describe("search-mode load", () => {
-  let sim: Awaited<ReturnType<typeof startSimulatorProcess>> | undefined;
+  let sim: SimulatorProcess | undefined;
   let dir: string;
   beforeAll(async () => {
     dir = tempDir("search-load-");
-    sim = await startSimulatorProcess(dir);
+    sim = await startSimulatorProcess(dir, [
+      "--patients",
+      String(PATIENTS),
+      "--seed",
+      "7",
+      "--rate-limit",
+      String(RATE),
+      "--faults",
+      FAULTS,
+    ]);
   }, 120_000);
   afterAll(async () => {
     await sim?.stop();
@@ -117,7 +91,7 @@ describe("search-mode load", () => {
       observationCategories: ["laboratory"],
     };
     const bronze = path.join(dir, "bronze");
-    const r = await runChild([path.join(dir, "client.json"), bronze, JSON.stringify(options)]);
+    const r = await runChild([sim!.clientFile, bronze, JSON.stringify(options)]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout.trim()) as ChildReport;
