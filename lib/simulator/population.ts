@@ -47,22 +47,12 @@ import {
   type QuantityCode,
 } from "./codes";
 import { makeIdCodec, MAX_PATIENTS, MAX_SLOT, resourceKey, SHARED_OWNER, type IdCodec } from "./ids";
+import { ALL_RESOURCE_TYPES, type FhirResourceType } from "../../config/schema";
 import { Rng } from "./prng";
 
-export const RESOURCE_TYPES = [
-  "Patient",
-  "Encounter",
-  "Observation",
-  "Condition",
-  "MedicationRequest",
-  "AllergyIntolerance",
-  "Procedure",
-  "Immunization",
-  "DiagnosticReport",
-  "Practitioner",
-  "Organization",
-] as const;
-export type ResourceType = (typeof RESOURCE_TYPES)[number];
+// The resource types the simulator serves are the ones the config schema knows (one list).
+export const RESOURCE_TYPES = ALL_RESOURCE_TYPES;
+export type ResourceType = FhirResourceType;
 export function isResourceType(s: string): s is ResourceType {
   return (RESOURCE_TYPES as readonly string[]).includes(s);
 }
