@@ -27,7 +27,7 @@ function provider(sim: SimulatorHandle, over: Partial<ConstructorParameters<type
 }
 
 /** A one-route HTTP server on 127.0.0.1 (stopped by the test). */
-async function stubServer(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+async function localHttpServer(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const port = (server.address() as { port: number }).port;
@@ -99,18 +99,18 @@ describe("SMART Backend Services client", () => {
   });
 
   it("does not loop on 401: a second refusal is an error", async () => {
-    const stub = await stubServer((_req, res) => {
+    const local = await localHttpServer((_req, res) => {
       res.writeHead(401, { "content-type": "application/fhir+json" });
       res.end(JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code: "login", details: { text: "no" } }] }));
     });
     const tokens = provider(sim);
     const fhir = new FhirHttp({ tokens, retry: FAST_RETRY });
     try {
-      await expect(fhir.getJson(`${stub.url}/Patient/x`)).rejects.toThrow("/Patient/{id} answered HTTP 401: no");
+      await expect(fhir.getJson(`${local.url}/Patient/x`)).rejects.toThrow("/Patient/{id} answered HTTP 401: no");
       expect(tokens.stats.issued).toBe(2);
     } finally {
       await fhir.close();
-      await stub.close();
+      await local.close();
     }
   });
 
@@ -150,16 +150,16 @@ describe("SMART Backend Services client", () => {
   });
 
   it("says clearly when the token URL answers an HTML page", async () => {
-    const stub = await stubServer((_req, res) => {
+    const local = await localHttpServer((_req, res) => {
       res.writeHead(200, { "content-type": "text/html" });
       res.end("<!DOCTYPE html><html><body>Sign in</body></html>");
     });
     try {
-      await expect(provider(sim, { tokenUrl: `${stub.url}/oauth2/token` }).token()).rejects.toThrow(
+      await expect(provider(sim, { tokenUrl: `${local.url}/oauth2/token` }).token()).rejects.toThrow(
         "the token endpoint /oauth2/token answered an HTML page (HTTP 200), not OAuth JSON: check the token URL",
       );
     } finally {
-      await stub.close();
+      await local.close();
     }
   });
 
