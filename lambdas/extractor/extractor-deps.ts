@@ -2,6 +2,7 @@
 // the HTTP client (auth, rate budget, retries), the storage of the bronze layer, the queue units
 // go to, the extraction settings, and where logs and progress go. The step functions take it as
 // their second argument, so the Lambda handlers and the local run share every line of logic.
+import { ALL_RESOURCE_TYPES } from "../../config/schema";
 import type { ProgressSink } from "../../lib/core/progress";
 import type { Storage } from "../../lib/core/storage";
 import { DEFAULT_MAX_LINE_BYTES } from "./bronze/ndjson-lines";
@@ -30,19 +31,7 @@ export interface ExtractorSettings {
 }
 
 export const DEFAULT_SETTINGS: ExtractorSettings = {
-  resourceTypes: [
-    "Patient",
-    "Encounter",
-    "Observation",
-    "Condition",
-    "MedicationRequest",
-    "AllergyIntolerance",
-    "Procedure",
-    "Immunization",
-    "DiagnosticReport",
-    "Practitioner",
-    "Organization",
-  ],
+  resourceTypes: [...ALL_RESOURCE_TYPES],
   pageSize: 200,
   concurrency: 8,
   observationCategories: ["vital-signs", "laboratory", "social-history"],
