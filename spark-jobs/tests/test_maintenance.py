@@ -16,10 +16,20 @@ from fhir_lakehouse import iceberg_metadata as meta
 from fhir_lakehouse.gold_incremental import WATERMARK_TAG, record_changed_patients
 from fhir_lakehouse.gold_job import GoldSettings, run_gold
 from fhir_lakehouse.maintenance_job import (
+    EVERY_STEP,
+    PROP_COMPACTED_SNAPSHOT,
+    PROP_ORPHANS_CHECKED_AT,
+    MaintenancePolicy,
     MaintenanceReport,
+    SnapshotFacts,
+    TableFacts,
     TableMaintenance,
+    TableState,
     parse_age,
+    parse_duration,
+    plan_table,
     run_maintenance,
+    small_files_since_compaction,
 )
 from tests.fixtures_silver import (
     FIXTURE,
@@ -176,3 +186,175 @@ def test_parse_age_and_safety_margin() -> None:
     assert parse_age("2024-06-01T00:00:00", now) == datetime(2024, 6, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="write in progress"):
         run_maintenance(None, now, now - timedelta(minutes=5), now=now)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy: each step only when due, decided from metadata.
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+HOUR_MS = 3600 * 1000
+
+
+def facts(
+    ancestry: list[SnapshotFacts],
+    *,
+    delete_files: int = 0,
+    manifests: int = 1,
+    compacted: int | None = None,
+    refs: frozenset[int] = frozenset(),
+    orphans_checked_at: datetime | None = None,
+) -> TableFacts:
+    state = TableState(
+        data_files=ancestry[0].total_data_files if ancestry else 0,
+        delete_files=delete_files,
+        bytes=0,
+        records=0,
+        snapshots=len(ancestry),
+        manifests=manifests,
+    )
+    return TableFacts(
+        state=state,
+        current_snapshot_id=ancestry[0].snapshot_id if ancestry else None,
+        ancestry=ancestry,
+        snapshot_times={s.snapshot_id: s.timestamp_ms for s in ancestry},
+        ref_snapshot_ids=refs,
+        compacted_snapshot_id=compacted,
+        orphans_checked_at=orphans_checked_at,
+    )
+
+
+def nightly(days: int, files_per_night: int, size: int = 1_000_000) -> list[SnapshotFacts]:
+    """A first load of 4 files, then one small commit per night; newest first."""
+    t0 = int((NOW - timedelta(days=days)).timestamp() * 1000)
+    snaps = [SnapshotFacts(1, t0, 4, 400_000_000, 4)]
+    for d in range(1, days + 1):
+        total = 4 + d * files_per_night
+        snaps.append(SnapshotFacts(1 + d, t0 + d * 24 * HOUR_MS, files_per_night, size, total))
+    return snaps[::-1]
+
+
+PIPELINE = MaintenancePolicy()
+
+
+def plan_for(f: TableFacts, policy: MaintenancePolicy = PIPELINE) -> dict[str, str]:
+    older = NOW - timedelta(days=3)
+    return plan_table(f, policy, NOW, older, NOW - timedelta(days=3), 5).steps()
+
+
+def test_a_first_load_is_not_compacted_and_a_young_table_has_nothing_due() -> None:
+    young = [SnapshotFacts(1, int(NOW.timestamp() * 1000) - HOUR_MS, 40, 40_000_000, 40)]
+    assert small_files_since_compaction(facts(young), 96 * 1024 * 1024) == 0
+    assert plan_for(facts(young)) == {}
+
+
+def test_small_files_since_the_last_compaction_decide_compaction() -> None:
+    # Two nights of 4 small files: 8 < 10. Three nights: 12 >= 10.
+    assert "compact" not in plan_for(facts(nightly(2, 4)))
+    assert "compact" in plan_for(facts(nightly(3, 4)))
+    # Counting stops at the recorded compaction (snapshot 3 of 4 nights): one night since.
+    assert small_files_since_compaction(facts(nightly(4, 4), compacted=4), 96 * 1024 * 1024) == 4
+    # Large commits are not small files.
+    assert "compact" not in plan_for(facts(nightly(6, 4, size=4 * 512 * 1024 * 1024)))
+
+
+def test_delete_files_and_manifests_have_their_own_thresholds() -> None:
+    f = facts(nightly(1, 1), delete_files=8, manifests=16)
+    assert set(plan_for(f)) >= {"compact", "rewrite_manifests"}
+    f = facts(nightly(1, 1), delete_files=7, manifests=15)
+    assert not {"compact", "rewrite_manifests"} & set(plan_for(f))
+
+
+def test_expiry_is_due_only_for_old_snapshots_outside_the_kept_ones() -> None:
+    # 6 nightly snapshots + the first load: the last 5 are kept, the 2 oldest are > 3 days old.
+    assert "2 snapshots" in plan_for(facts(nightly(6, 1)))["expire"]
+    # A tag keeps one of them.
+    assert "1 snapshots" in plan_for(facts(nightly(6, 1), refs=frozenset({1})))["expire"]
+    assert "expire" not in plan_for(facts(nightly(4, 1)))  # all within the last 5
+
+
+def test_orphans_are_looked_for_once_per_interval() -> None:
+    assert "remove_orphans" in plan_for(facts(nightly(6, 1)))  # old table, never checked
+    recent = facts(nightly(6, 1), orphans_checked_at=NOW - timedelta(days=2))
+    assert "remove_orphans" not in plan_for(recent)
+    due = facts(nightly(6, 1), orphans_checked_at=NOW - timedelta(days=7))
+    assert "remove_orphans" in plan_for(due)
+
+
+def test_every_step_ignores_the_thresholds() -> None:
+    steps = plan_for(facts(nightly(1, 1)), EVERY_STEP)
+    assert set(steps) == {"compact", "expire", "remove_orphans"}  # one manifest: no rewrite
+    assert plan_for(facts([]), EVERY_STEP) == {}  # a table never written
+
+
+@pytest.fixture(scope="module")
+def policy_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    root = tmp_path_factory.mktemp("maint-policy-lake")
+    s = isolated_lake_session(spark, f"file://{root}")
+    s.sql("CREATE NAMESPACE IF NOT EXISTS lake.silver")
+    return s
+
+
+def small_appends(s: SparkSession, name: str, n: int) -> None:
+    s.sql(f"CREATE TABLE IF NOT EXISTS {name} (id string, v int) USING iceberg")
+    for i in range(n):
+        s.createDataFrame([(f"r{i}", i)], "id string, v int").coalesce(1).writeTo(name).append()
+
+
+def test_pipeline_policy_on_real_tables(policy_lake: SparkSession) -> None:
+    s = policy_lake
+    quiet, busy = "lake.silver.quiet", "lake.silver.busy"
+    small_appends(s, quiet, 2)  # first load + one small commit: below any threshold
+    small_appends(s, busy, 5)  # first load + four small commits
+    policy = MaintenancePolicy(compact_min_small_files=3)
+    older = datetime.now(UTC) - timedelta(days=3)
+
+    def run() -> dict[str, TableMaintenance]:
+        report = run_maintenance(s, older, older, tables=[quiet, busy], policy=policy)
+        assert report.failed == []
+        return {t.table: t for t in report.tables}
+
+    first = run()
+    assert first[quiet].steps == {} and first[quiet].after == first[quiet].before
+    assert set(first[busy].steps) == {"compact"}  # young tables: no expiry, no orphan listing
+    assert first[busy].after is not None and first[busy].after.data_files == 1
+    assert s.table(busy).count() == 5
+    props = meta.properties(s, busy)
+    assert props[PROP_COMPACTED_SNAPSHOT] == str(meta.current_snapshot_id(s, busy))
+
+    again = run()  # nothing written since: nothing due anywhere
+    assert again[quiet].steps == {} and again[busy].steps == {}
+
+    small_appends(s, busy, 2)  # two small files since the compaction: 2 < 3
+    assert run()[busy].steps == {}
+    small_appends(s, busy, 1)
+    assert set(run()[busy].steps) == {"compact"}
+
+
+def test_orphan_check_is_recorded_and_waits_for_its_interval(policy_lake: SparkSession) -> None:
+    s = policy_lake
+    name = "lake.silver.orphaned"
+    small_appends(s, name, 1)
+    orphan = table_dir(s, name) / "orphan-old.parquet"
+    orphan.write_bytes(b"not referenced by any snapshot")
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(orphan, (ten_days_ago, ten_days_ago))
+    older = datetime.now(UTC) - timedelta(days=3)
+    checked = datetime.now(UTC) - timedelta(days=1)
+    meta.set_properties(s, name, {PROP_ORPHANS_CHECKED_AT: checked.isoformat()})
+
+    report = run_maintenance(s, older, older, tables=[name], policy=MaintenancePolicy())
+    assert report.tables[0].steps == {} and orphan.exists()  # checked a day ago: not due
+
+    weekly = MaintenancePolicy(orphan_interval=timedelta(hours=12))
+    report = run_maintenance(s, older, older, tables=[name], policy=weekly)
+    assert set(report.tables[0].steps) == {"remove_orphans"}
+    assert report.tables[0].orphan_files_removed == 1 and not orphan.exists()
+    recorded = datetime.fromisoformat(meta.properties(s, name)[PROP_ORPHANS_CHECKED_AT])
+    assert recorded > checked
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("7d") == timedelta(days=7)
+    assert parse_duration(" 12h ") == timedelta(hours=12)
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("weekly")

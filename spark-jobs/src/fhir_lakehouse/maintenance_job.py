@@ -1,19 +1,27 @@
 """Table maintenance for silver and gold: compaction, manifest rewrite, snapshot expiry, orphans.
 
     python -m fhir_lakehouse.maintenance_job --lake file:///work/lake
-        [--older-than 3d] [--retain-last 5] [--orphan-older-than 3d] [--namespaces silver,gold]
+        [--older-than 3d] [--retain-last 5] [--orphan-older-than 3d] [--orphan-interval 7d]
+        [--compact-min-small-files 10] [--compact-min-delete-files 8] [--small-file-bytes N]
+        [--rewrite-manifests-min 16] [--every-step] [--namespaces silver,gold]
 
-Per table, in this order (the Iceberg Spark procedures of catalog `lake`):
-1. rewrite_data_files: small files compacted, and data files with delete files (gold's
-   merge-on-read MERGEs) rewritten without the deleted rows (sort strategy where the table has a
-   sort order, so gold stays sorted by patient; binpack otherwise);
-2. rewrite_manifests: many small manifests (one per commit) merged, so planning stays fast;
-3. expire_snapshots: snapshots older than --older-than expired, always keeping the last
-   --retain-last and every tagged snapshot (gold's watermarks are tags, see gold_incremental);
-4. remove_orphan_files: files no snapshot references and older than --orphan-older-than (the
-   safety margin: a file a concurrent writer has written but not yet committed is young, so it is
-   never touched; the margin may not be below one hour).
-It reports, per table, data files, bytes, snapshots and manifests before and after.
+Per table, in this order (the Iceberg Spark procedures of catalog `lake`), each step only when it
+is due (the policy, config `maintenance`; `--every-step` runs all four on every table):
+1. rewrite_data_files, due when the small data files committed since the table's last compaction
+   reach --compact-min-small-files, or its delete files reach --compact-min-delete-files: small
+   files compacted, and data files with delete files (merge-on-read MERGEs) rewritten without the
+   deleted rows (sort strategy where the table has a sort order, binpack otherwise);
+2. rewrite_manifests, due when the current snapshot has --rewrite-manifests-min manifests or more
+   (one per commit), so planning stays fast;
+3. expire_snapshots, due when a snapshot older than --older-than is neither one of the last
+   --retain-last nor tagged (gold's watermarks are tags, see gold_incremental);
+4. remove_orphan_files, due every --orphan-interval (it lists every file of the table): files no
+   snapshot references and older than --orphan-older-than (the safety margin: a file a concurrent
+   writer has written but not yet committed is young, so it is never touched; at least one hour).
+Whether a step is due comes from the table's metadata alone (snapshot summaries, refs, the
+manifest list, two table properties the job keeps), so a table nothing happened to costs a few
+metadata reads and no Spark job. It reports, per table, what it did and why, and data files,
+bytes, snapshots and manifests before and after.
 """
 
 from __future__ import annotations
@@ -39,6 +47,28 @@ log = logging.getLogger("fhir_lakehouse.maintenance")
 
 DEFAULT_NAMESPACES = (CONTRACT["silver"]["namespace"], CONTRACT["gold"]["namespace"])
 MIN_ORPHAN_MARGIN = timedelta(hours=1)
+MIB = 1024 * 1024
+
+# Table properties the job keeps (a property update is a metadata commit, not a snapshot).
+PROP_COMPACTED_SNAPSHOT = "fhir-lakehouse.maintenance.compacted-snapshot-id"
+PROP_ORPHANS_CHECKED_AT = "fhir-lakehouse.maintenance.orphans-checked-at"
+
+
+@dataclass(frozen=True)
+class MaintenancePolicy:
+    """When each step is due (config `maintenance`; defaults mirror config/schema.ts)."""
+
+    compact_min_small_files: int = 10
+    compact_min_delete_files: int = 8
+    small_file_bytes: int = 96 * MIB
+    rewrite_manifests_min: int = 16
+    orphan_interval: timedelta = timedelta(days=7)
+    # False: every step on every table, the procedures deciding alone (tests, benchmarks that
+    # want fully compacted tables).
+    only_when_due: bool = True
+
+
+EVERY_STEP = MaintenancePolicy(only_when_due=False)
 
 
 @dataclass
@@ -51,11 +81,51 @@ class TableState:
     manifests: int
 
 
+@dataclass(frozen=True)
+class SnapshotFacts:
+    snapshot_id: int
+    timestamp_ms: int
+    added_data_files: int
+    added_files_size: int
+    total_data_files: int
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What the plan needs, all from table metadata (no data file is read)."""
+
+    state: TableState
+    current_snapshot_id: int | None
+    # The current snapshot and its ancestors, newest first, down to the last full layout (the
+    # recorded compaction, or a snapshot that wrote every file of the table) or at least as many
+    # as retain_last.
+    ancestry: list[SnapshotFacts]
+    # Every snapshot of the table (any branch): id and commit time.
+    snapshot_times: dict[int, int]
+    ref_snapshot_ids: frozenset[int]
+    compacted_snapshot_id: int | None
+    orphans_checked_at: datetime | None
+
+
+@dataclass
+class TablePlan:
+    """The steps due, each with the reason (a step absent is not due)."""
+
+    compact: str | None = None
+    rewrite_manifests: str | None = None
+    expire: str | None = None
+    remove_orphans: str | None = None
+
+    def steps(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 @dataclass
 class TableMaintenance:
     table: str
     before: TableState | None = None
     after: TableState | None = None
+    steps: dict[str, str] = field(default_factory=dict)
     rewritten_data_files: int = 0
     added_data_files: int = 0
     rewritten_bytes: int = 0
@@ -74,6 +144,7 @@ class MaintenanceReport:
     older_than: str
     orphan_older_than: str
     retain_last: int
+    policy: dict[str, Any] = field(default_factory=dict)
     tables: list[TableMaintenance] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -81,24 +152,114 @@ class MaintenanceReport:
     def failed(self) -> list[str]:
         return [t.table for t in self.tables if t.error]
 
+    @property
+    def skipped(self) -> list[str]:
+        return [t.table for t in self.tables if not t.steps and not t.error]
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def parse_duration(text: str) -> timedelta:
+    """A duration from '7d', '12h', '30m'."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
+    if not match:
+        raise ValueError(f"not a duration (7d, 12h, 30m): {text!r}")
+    n, unit = int(match.group(1)), match.group(2)
+    return {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+
+
 def parse_age(text: str, now: datetime) -> datetime:
     """A point in time from '3d', '12h', '30m' (that long before `now`) or an ISO timestamp."""
-    match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
-    if match:
-        n, unit = int(match.group(1)), match.group(2)
-        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
-        return now - delta
+    if re.fullmatch(r"\s*\d+\s*[dhm]\s*", text):
+        return now - parse_duration(text)
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def table_state(spark: SparkSession, name: str) -> TableState:
-    """Counts from the table's metadata (snapshot summary and manifest list): no data scan."""
-    table = meta._jvm_table(spark, name)
+# ---------------------------------------------------------------------------------------------
+# The plan (pure): which steps are due for one table.
+
+
+def small_files_since_compaction(facts: TableFacts, small_file_bytes: int) -> int:
+    """Data files committed since the last full layout whose commit's average file was small.
+
+    A commit's files are small when its added bytes per added file are below `small_file_bytes`
+    (the summary has no per-file sizes; a nightly commit's files are alike). The walk stops at the
+    recorded compaction or at a snapshot that wrote every file of the table (a first load, a full
+    rebuild): what the writer laid out in one go is not what compaction is for.
+    """
+    small = 0
+    for snap in facts.ancestry:
+        if snap.snapshot_id == facts.compacted_snapshot_id:
+            break
+        if snap.added_data_files and snap.added_data_files >= snap.total_data_files:
+            break
+        if (
+            snap.added_data_files
+            and snap.added_files_size / snap.added_data_files < small_file_bytes
+        ):
+            small += snap.added_data_files
+    return small
+
+
+def expirable_snapshots(facts: TableFacts, older_than: datetime, retain_last: int) -> int:
+    """Snapshots expire_snapshots would remove: older than the cut-off, not one of the last
+    `retain_last` of the current lineage, not referenced by a tag or branch."""
+    cutoff_ms = older_than.timestamp() * 1000
+    keep = {s.snapshot_id for s in facts.ancestry[:retain_last]} | facts.ref_snapshot_ids
+    return sum(1 for sid, ts in facts.snapshot_times.items() if ts < cutoff_ms and sid not in keep)
+
+
+def plan_table(
+    facts: TableFacts,
+    policy: MaintenancePolicy,
+    now: datetime,
+    older_than: datetime,
+    orphan_older_than: datetime,
+    retain_last: int,
+) -> TablePlan:
+    """The steps due for one table, from its metadata facts."""
+    plan = TablePlan()
+    st = facts.state
+    if facts.current_snapshot_id is None:
+        return plan  # never written: nothing to compact, expire or orphan
+    if not policy.only_when_due:
+        if st.data_files > 1 or st.delete_files:
+            plan.compact = "every step"
+        if st.manifests > 1:
+            plan.rewrite_manifests = "every step"
+        plan.expire = plan.remove_orphans = "every step"
+        return plan
+    small = small_files_since_compaction(facts, policy.small_file_bytes)
+    if st.delete_files >= policy.compact_min_delete_files:
+        plan.compact = f"{st.delete_files} delete files >= {policy.compact_min_delete_files}"
+    elif small >= policy.compact_min_small_files:
+        plan.compact = (
+            f"{small} small files since the last compaction >= {policy.compact_min_small_files}"
+        )
+    if st.manifests >= policy.rewrite_manifests_min:
+        plan.rewrite_manifests = f"{st.manifests} manifests >= {policy.rewrite_manifests_min}"
+    expirable = expirable_snapshots(facts, older_than, retain_last)
+    if expirable:
+        plan.expire = f"{expirable} snapshots older than {older_than.isoformat()}"
+    if facts.orphans_checked_at is not None:
+        if now - facts.orphans_checked_at >= policy.orphan_interval:
+            plan.remove_orphans = f"last orphan check {facts.orphans_checked_at.isoformat()}"
+    elif facts.snapshot_times and min(facts.snapshot_times.values()) < (
+        orphan_older_than.timestamp() * 1000
+    ):
+        # Never checked: an orphan older than the margin can only exist in a table that old.
+        plan.remove_orphans = "never checked and older than the orphan margin"
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Metadata reads and the procedures (I/O).
+
+
+def _state(table: Any) -> TableState:  # noqa: ANN401 - a py4j Iceberg Table
+    """Counts from the snapshot summary and the manifest list of a loaded table: no data scan."""
     snap = table.currentSnapshot()
     snapshots = sum(1 for _ in table.snapshots())
     if snap is None:
@@ -108,14 +269,67 @@ def table_state(spark: SparkSession, name: str) -> TableState:
     def total(key: str) -> int:
         return int(summary.get(key, 0))
 
-    manifests = snap.allManifests(table.io()).size()
     return TableState(
         data_files=total("total-data-files"),
         delete_files=total("total-delete-files"),
         bytes=total("total-files-size"),
         records=total("total-records"),
         snapshots=snapshots,
-        manifests=int(manifests),
+        manifests=int(snap.allManifests(table.io()).size()),
+    )
+
+
+def table_state(spark: SparkSession, name: str) -> TableState:
+    """Counts from the table's metadata (snapshot summary and manifest list): no data scan."""
+    return _state(meta._jvm_table(spark, name))
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def _time_or_none(value: str | None) -> datetime | None:
+    try:
+        return None if value is None else datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def read_facts(table: Any, retain_last: int) -> TableFacts:  # noqa: ANN401 - py4j Table
+    """The plan's facts from a loaded table (metadata file, manifest list; py4j calls only)."""
+    props = dict(table.properties())
+    compacted = _int_or_none(props.get(PROP_COMPACTED_SNAPSHOT))
+    ancestry: list[SnapshotFacts] = []
+    snap = table.currentSnapshot()
+    full_layout_seen = False
+    while snap is not None and (not full_layout_seen or len(ancestry) < retain_last):
+        summary = dict(snap.summary())
+        facts = SnapshotFacts(
+            snapshot_id=int(snap.snapshotId()),
+            timestamp_ms=int(snap.timestampMillis()),
+            added_data_files=int(summary.get("added-data-files", 0)),
+            added_files_size=int(summary.get("added-files-size", 0)),
+            total_data_files=int(summary.get("total-data-files", 0)),
+        )
+        ancestry.append(facts)
+        if facts.snapshot_id == compacted or (
+            facts.added_data_files and facts.added_data_files >= facts.total_data_files
+        ):
+            full_layout_seen = True
+        parent = snap.parentId()
+        snap = None if parent is None else table.snapshot(parent)
+    refs = table.refs()
+    return TableFacts(
+        state=_state(table),
+        current_snapshot_id=ancestry[0].snapshot_id if ancestry else None,
+        ancestry=ancestry,
+        snapshot_times={int(s.snapshotId()): int(s.timestampMillis()) for s in table.snapshots()},
+        ref_snapshot_ids=frozenset(int(refs.get(k).snapshotId()) for k in refs.keySet()),
+        compacted_snapshot_id=compacted,
+        orphans_checked_at=_time_or_none(props.get(PROP_ORPHANS_CHECKED_AT)),
     )
 
 
@@ -129,16 +343,27 @@ def maintain_table(
     older_than: datetime,
     orphan_older_than: datetime,
     retain_last: int,
+    policy: MaintenancePolicy = EVERY_STEP,
+    now: datetime | None = None,
 ) -> TableMaintenance:
-    """Runs the four procedures on one table (`lake.ns.table`) and reports what changed."""
+    """Runs the steps due on one table (`lake.ns.table`) and reports what changed."""
+    now = now or datetime.now(UTC)
     short = name.split(".", 1)[1]  # procedures take the name without the catalog
     result = TableMaintenance(table=name)
     t0 = time.perf_counter()
     try:
-        result.before = table_state(spark, name)
-        if result.before.data_files > 1 or result.before.delete_files:
-            sorted_table = not meta._jvm_table(spark, name).sortOrder().isUnsorted()
-            strategy = "sort" if sorted_table else "binpack"
+        table = meta._jvm_table(spark, name)
+        facts = read_facts(table, retain_last)
+        result.before = facts.state
+        plan = plan_table(facts, policy, now, older_than, orphan_older_than, retain_last)
+        result.steps = plan.steps()
+        if not result.steps:
+            result.after = result.before
+            result.seconds = round(time.perf_counter() - t0, 3)
+            return result
+        record: dict[str, str] = {}
+        if plan.compact:
+            strategy = "binpack" if table.sortOrder().isUnsorted() else "sort"
             row = spark.sql(
                 f"CALL lake.system.rewrite_data_files(table => '{short}', strategy => '{strategy}', "
                 "options => map('min-input-files', '2', 'delete-file-threshold', '1', "
@@ -148,23 +373,31 @@ def maintain_table(
                 result.rewritten_data_files = int(row["rewritten_data_files_count"])
                 result.added_data_files = int(row["added_data_files_count"])
                 result.rewritten_bytes = int(row["rewritten_bytes_count"])
-        if result.before.manifests > 1:
+            compacted = meta.current_snapshot_id(spark, name)
+            if compacted is not None:
+                record[PROP_COMPACTED_SNAPSHOT] = str(compacted)
+        if plan.rewrite_manifests:
             row = spark.sql(f"CALL lake.system.rewrite_manifests('{short}')").first()
             if row is not None:
                 result.rewritten_manifests = int(row["rewritten_manifests_count"])
                 result.added_manifests = int(row["added_manifests_count"])
-        row = spark.sql(
-            f"CALL lake.system.expire_snapshots(table => '{short}', older_than => {_ts(older_than)}, "
-            f"retain_last => {int(retain_last)})"
-        ).first()
-        if row is not None:
-            result.expired_data_files = int(row["deleted_data_files_count"])
-            result.expired_manifest_lists = int(row["deleted_manifest_lists_count"])
-        orphans = spark.sql(
-            f"CALL lake.system.remove_orphan_files(table => '{short}', "
-            f"older_than => {_ts(orphan_older_than)})"
-        ).collect()
-        result.orphan_files_removed = len(orphans)
+        if plan.expire:
+            row = spark.sql(
+                f"CALL lake.system.expire_snapshots(table => '{short}', "
+                f"older_than => {_ts(older_than)}, retain_last => {int(retain_last)})"
+            ).first()
+            if row is not None:
+                result.expired_data_files = int(row["deleted_data_files_count"])
+                result.expired_manifest_lists = int(row["deleted_manifest_lists_count"])
+        if plan.remove_orphans:
+            orphans = spark.sql(
+                f"CALL lake.system.remove_orphan_files(table => '{short}', "
+                f"older_than => {_ts(orphan_older_than)})"
+            ).collect()
+            result.orphan_files_removed = len(orphans)
+            record[PROP_ORPHANS_CHECKED_AT] = now.isoformat()
+        if record:
+            meta.set_properties(spark, name, record)
         result.after = table_state(spark, name)
     except Exception as err:  # one broken table must not stop the others; reported, exit 1
         result.error = f"{type(err).__name__}: {str(err).splitlines()[0][:500]}"
@@ -193,8 +426,13 @@ def run_maintenance(
     tables: Sequence[str] | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
+    policy: MaintenancePolicy = EVERY_STEP,
 ) -> MaintenanceReport:
-    """Maintains every table of the namespaces (or the named `lake.ns.table`s)."""
+    """Maintains every table of the namespaces (or the named `lake.ns.table`s).
+
+    `policy` decides which steps are due per table; the default runs every step on every table
+    (the pipeline's Maintenance Task passes the config's policy).
+    """
     now = now or datetime.now(UTC)
     if now - orphan_older_than < MIN_ORPHAN_MARGIN:
         raise ValueError(
@@ -208,44 +446,56 @@ def run_maintenance(
         older_than=older_than.isoformat(),
         orphan_older_than=orphan_older_than.isoformat(),
         retain_last=retain_last,
+        policy={
+            **asdict(policy),
+            "orphan_interval": str(policy.orphan_interval),
+        },
     )
     t0 = time.perf_counter()
     for name in tables or list_tables(spark, namespaces):
-        entry = maintain_table(spark, name, older_than, orphan_older_than, retain_last)
+        entry = maintain_table(spark, name, older_than, orphan_older_than, retain_last, policy, now)
         b, a = entry.before, entry.after
-        if b and a:
+        if b and a and entry.steps:
             log.info(
-                "%s: data files %d -> %d, bytes %d -> %d, snapshots %d -> %d, manifests %d -> %d, "
-                "orphans removed %d (%.1fs)",
-                name, b.data_files, a.data_files, b.bytes, a.bytes, b.snapshots, a.snapshots,
+                "%s: %s; data files %d -> %d, bytes %d -> %d, snapshots %d -> %d, "
+                "manifests %d -> %d, orphans removed %d (%.1fs)",
+                name, ", ".join(f"{k} ({v})" for k, v in entry.steps.items()),
+                b.data_files, a.data_files, b.bytes, a.bytes, b.snapshots, a.snapshots,
                 b.manifests, a.manifests, entry.orphan_files_removed, entry.seconds,
             )  # fmt: skip
         report.tables.append(entry)
     report.seconds = round(time.perf_counter() - t0, 3)
+    skipped = report.skipped
+    if skipped:
+        log.info("%d of %d tables had no step due", len(skipped), len(report.tables))
     return report
 
 
 def record_metrics(metrics: MetricsCollector, report: MaintenanceReport) -> None:
-    """Per table: RUNTIME, data files and bytes after, files compacted, orphans removed."""
+    """Per table: RUNTIME, steps run, data files and bytes after, files compacted, orphans."""
     for t in report.tables:
         attrs = {"table": t.table}
         metrics.record(f"maintenance.{t.table}", "RUNTIME", t.seconds, "s", attrs)
         if t.error:
             metrics.error("maintenance.table_failed", 1, attrs)
+        metrics.count("maintenance.steps_run", len(t.steps), attrs)
         if t.before and t.after:
             metrics.count("maintenance.data_files_before", t.before.data_files, attrs)
             metrics.count("maintenance.data_files_after", t.after.data_files, attrs)
             metrics.bytes("maintenance.bytes_after", t.after.bytes, attrs)
         metrics.count("maintenance.files_compacted", t.rewritten_data_files, attrs)
         metrics.count("maintenance.orphans_removed", t.orphan_files_removed, attrs)
+    metrics.count("maintenance.tables_skipped", len(report.skipped))
     metrics.record_step(records=len(report.tables), seconds=report.seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    defaults = MaintenancePolicy()
     p = argparse.ArgumentParser(
         prog="python -m fhir_lakehouse.maintenance_job",
         description="Compact, rewrite manifests, expire snapshots and remove orphan files of the "
-        "silver and gold Iceberg tables; prints a JSON report (files before/after per table).",
+        "silver and gold Iceberg tables, each only when due; prints a JSON report (what was "
+        "done and why, files before/after per table).",
     )
     p.add_argument("--lake", help="lake root URI (file:///... locally)")
     p.add_argument("--run-id", help="pipeline run id (recorded in the report)")
@@ -259,6 +509,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--orphan-older-than",
         default="3d",
         help="remove unreferenced files older than this (default 3d, at least 1h)",
+    )
+    p.add_argument(
+        "--orphan-interval",
+        default="7d",
+        help="look for orphan files in a table at most this often: 7d, 12h (default 7d)",
+    )
+    p.add_argument(
+        "--compact-min-small-files",
+        type=int,
+        default=defaults.compact_min_small_files,
+        help="compact a table once this many small data files were committed since its last "
+        f"compaction (default {defaults.compact_min_small_files})",
+    )
+    p.add_argument(
+        "--compact-min-delete-files",
+        type=int,
+        default=defaults.compact_min_delete_files,
+        help="compact a table once it has this many delete files "
+        f"(default {defaults.compact_min_delete_files})",
+    )
+    p.add_argument(
+        "--small-file-bytes",
+        type=int,
+        default=defaults.small_file_bytes,
+        help=f"a data file below this size is small (default {defaults.small_file_bytes})",
+    )
+    p.add_argument(
+        "--rewrite-manifests-min",
+        type=int,
+        default=defaults.rewrite_manifests_min,
+        help="rewrite a table's manifests once it has this many "
+        f"(default {defaults.rewrite_manifests_min})",
+    )
+    p.add_argument(
+        "--every-step",
+        action="store_true",
+        help="run every step on every table, due or not",
     )
     p.add_argument("--namespaces", default=",".join(DEFAULT_NAMESPACES), help="comma-separated")
     p.add_argument("--tables", help="comma-separated lake.ns.table names instead of namespaces")
@@ -277,6 +564,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def policy_from_args(args: argparse.Namespace) -> MaintenancePolicy:
+    """The policy the command line asks for (--every-step: every step on every table)."""
+    for flag in ("compact_min_small_files", "compact_min_delete_files", "rewrite_manifests_min"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1")
+    return MaintenancePolicy(
+        compact_min_small_files=args.compact_min_small_files,
+        compact_min_delete_files=args.compact_min_delete_files,
+        small_file_bytes=args.small_file_bytes,
+        rewrite_manifests_min=args.rewrite_manifests_min,
+        orphan_interval=parse_duration(args.orphan_interval),
+        only_when_due=not args.every_step,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
@@ -289,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         raise SystemExit("maintenance_job: give --lake URI (or --silver URI)")
     now = datetime.now(UTC)
+    policy = policy_from_args(args)
     raw = json.loads(args.settings_json) if args.settings_json else {}
     from fhir_lakehouse.metrics import MetricsCollector
     from fhir_lakehouse.spark_session import get_or_create_session
@@ -309,13 +612,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             tables=args.tables.split(",") if args.tables else None,
             run_id=args.run_id,
             now=now,
+            policy=policy,
         )
         if metrics is not None:
             record_metrics(metrics, report)
     finally:
         if metrics is not None:
             metrics.flush()
-    sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    sys.stdout.write(json.dumps(report.to_json(), indent=2, default=str) + "\n")
     return 1 if report.failed else 0
 
 
