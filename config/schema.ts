@@ -103,6 +103,35 @@ export const ProcessingConfig = z
   })
   .strict();
 
+/**
+ * When the Maintenance Task runs each Iceberg procedure on a table (spark-jobs maintenance_job.py
+ * decides from the table's metadata; a table nothing is due for costs no Spark job).
+ */
+export const MaintenanceConfig = z
+  .object({
+    /** Compact once this many small data files were committed since the table's last compaction. */
+    compactMinSmallFiles: z.number().int().min(1).default(10),
+    /** Compact once a table has this many delete files (merge-on-read updates and deletes). */
+    compactMinDeleteFiles: z.number().int().min(1).default(8),
+    /** A data file below this size is small (about 3/4 of the 128 MiB target Athena reads best). */
+    smallFileBytes: z
+      .number()
+      .int()
+      .min(1 << 20)
+      .default(96 << 20),
+    /** Merge a table's manifests once its current snapshot has this many (one per commit). */
+    rewriteManifestsMin: z.number().int().min(2).default(16),
+    /** Expire snapshots older than this, keeping the last `retainLastSnapshots` and tagged ones. */
+    expireSnapshotsOlderThanDays: z.number().int().min(1).default(3),
+    retainLastSnapshots: z.number().int().min(1).default(5),
+    /** Look for orphan files (it lists every file of a table) at most this often... */
+    orphanFilesIntervalDays: z.number().int().min(1).default(7),
+    /** ...and delete only those older than this (a write in progress is younger). */
+    orphanFilesOlderThanDays: z.number().int().min(1).default(3),
+  })
+  .strict();
+export type MaintenanceConfig = z.infer<typeof MaintenanceConfig>;
+
 export const StorageConfig = z
   .object({
     bronzeInfrequentAccessAfterDays: z.number().int().min(30),
@@ -132,6 +161,7 @@ export const ConfigSchema = z
       .strict(),
     analytics: z.object({ bytesScannedCutoffPerQuery: z.number().int().min(10_000_000) }).strict(),
     gold: z.object({ suppressionThreshold: z.number().int().min(1).default(10) }).strict(),
+    maintenance: MaintenanceConfig.default({}),
     monitoring: z
       .object({
         alarmEmail: z.string().email().optional(),

@@ -3,7 +3,7 @@
 // in-process with aws-local-stepfunctions, every Task overridden by its state name (pipeline-steps.ts
 // holds each Task's input/output contract). Only features both engines run are used: Task, Choice,
 // Wait (SecondsPath), Pass, Map, Succeed, Fail, Retry/Catch, JSONPath and States.Format.
-import type { PipelineConfig } from "../../config/schema";
+import type { MaintenanceConfig, PipelineConfig } from "../../config/schema";
 import { sparkSubmitParameters } from "./spark-conf";
 import {
   LAMBDA_STEPS,
@@ -115,6 +115,31 @@ function lambdaTask(b: StateMachineBindings, step: LambdaStepName, fields: Recor
   };
 }
 
+/**
+ * The Maintenance job's policy flags (spark-jobs maintenance_job.py), appended to its
+ * EntryPointArguments: when each Iceberg procedure is due comes from config `maintenance`.
+ */
+export function maintenanceJobArguments(m: MaintenanceConfig): string[] {
+  return [
+    "--compact-min-small-files",
+    String(m.compactMinSmallFiles),
+    "--compact-min-delete-files",
+    String(m.compactMinDeleteFiles),
+    "--small-file-bytes",
+    String(m.smallFileBytes),
+    "--rewrite-manifests-min",
+    String(m.rewriteManifestsMin),
+    "--older-than",
+    `${m.expireSnapshotsOlderThanDays}d`,
+    "--retain-last",
+    String(m.retainLastSnapshots),
+    "--orphan-interval",
+    `${m.orphanFilesIntervalDays}d`,
+    "--orphan-older-than",
+    `${m.orphanFilesOlderThanDays}d`,
+  ];
+}
+
 function sparkTask(config: PipelineConfig, b: StateMachineBindings, step: SparkStepName, next: string): Record<string, Json> {
   const job: SparkJobName = SPARK_STEPS[step];
   const timeoutMinutes = config.processing.jobTimeoutMinutes;
@@ -123,6 +148,7 @@ function sparkTask(config: PipelineConfig, b: StateMachineBindings, step: SparkS
   const args = [`'${job}'`, "'--run-id'", "$.run.runId"];
   for (const layer of ["bronze", "silver", "gold", "metrics"] as const) args.push(`'--${layer}'`, `$.lake.${layer}`);
   args.push("'--catalog'", `'${b.catalog}'`);
+  if (step === "Maintenance") args.push(...maintenanceJobArguments(config.maintenance).map((a) => `'${a}'`));
   return {
     Type: "Task",
     Comment: `spark-jobs: ${job} (EMR Serverless, waits for the job)`,

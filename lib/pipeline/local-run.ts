@@ -23,7 +23,15 @@ import { startSimulator, type SimulatorHandle } from "../simulator";
 import { LocalExtraction } from "./local-extract-steps";
 import { localSparkSteps, type SparkJobRecord } from "./local-spark-steps";
 import { reconcile, type Reconciliation, type SilverTypeCounts } from "./reconciliation";
-import { layerCounts, renderSummaryText, silverChanges, tableRows, type GoldTableChange, type RunSummary } from "./run-summary";
+import {
+  layerCounts,
+  maintenanceDigest,
+  renderSummaryText,
+  silverChanges,
+  tableRows,
+  type GoldTableChange,
+  type RunSummary,
+} from "./run-summary";
 import { SparkStepServer, type LayerCensus } from "./spark-step-server";
 import {
   lastUnfinishedRun,
@@ -459,6 +467,7 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
     const silverOut = sparkJobs.filter((j) => j.step === "SilverJob").pop()?.output as
       { types?: Record<string, SilverTypeCounts> } | undefined;
     const goldOut = sparkJobs.filter((j) => j.step === "GoldJob").pop()?.output;
+    const maintenance = maintenanceDigest(sparkJobs.filter((j) => j.step === "Maintenance").pop()?.output);
     if (!published && failure) {
       // The run stopped early: still show what reached each layer (best effort).
       const census = await spark.census(runId, layout.lake.bronze).catch(() => undefined);
@@ -505,6 +514,7 @@ export async function executeLocalRun(opts: LocalRunOptions): Promise<RunSummary
       layers,
       totals,
       changed: { ...silverChanges(silverOut?.types), gold: goldChanges(goldOut) },
+      ...(maintenance ? { maintenance } : {}),
       stages,
       ...(spark.ready ? { sparkStartupSeconds: await spark.ready.catch(() => undefined) } : {}),
       ...tableRows(published?.census),

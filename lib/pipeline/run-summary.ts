@@ -43,6 +43,8 @@ export interface RunSummary {
   totals: LayerCounts;
   /** What the run changed in silver (per type) and in gold (per table). */
   changed: { silver: Record<string, TypeChanges>; silverTotal: TypeChanges; gold: Record<string, GoldTableChange> };
+  /** What the Maintenance Task did: tables looked at, and the steps run per table that had one due. */
+  maintenance?: MaintenanceDigest;
   /** Seconds per stage (extract, silver, gold, maintenance, metrics) and in total. */
   stages: Record<string, number>;
   /** Seconds the local Spark session took to start (overlapping the extraction). */
@@ -61,6 +63,27 @@ export interface RunSummary {
     unitsFromEarlierAttempt?: number;
   };
   simulator?: { requests: number; throttled: number; faults: Record<string, number> };
+}
+
+export interface MaintenanceDigest {
+  tables: number;
+  /** Table -> the steps run on it (compact, rewrite_manifests, expire, remove_orphans). */
+  maintained: Record<string, string[]>;
+  failed: string[];
+}
+
+/** The maintenance job's JSON report -> what the summary keeps (undefined if it printed none). */
+export function maintenanceDigest(output: unknown): MaintenanceDigest | undefined {
+  const tables = (output as { tables?: unknown } | undefined)?.tables;
+  if (!Array.isArray(tables)) return undefined;
+  const digest: MaintenanceDigest = { tables: tables.length, maintained: {}, failed: [] };
+  for (const t of tables as { table?: unknown; steps?: unknown; error?: unknown }[]) {
+    if (typeof t.table !== "string") continue;
+    if (t.error) digest.failed.push(t.table);
+    const steps = t.steps && typeof t.steps === "object" ? Object.keys(t.steps) : [];
+    if (steps.length) digest.maintained[t.table] = steps;
+  }
+  return digest;
 }
 
 const ZERO_CHANGES: TypeChanges = { inserted: 0, updated: 0, deleted: 0, unchanged: 0 };
@@ -136,7 +159,10 @@ export function renderChangeLine(summary: RunSummary): string {
   const goldPart = gold.length
     ? `; gold: ${incremental} of ${gold.length} tables refreshed incrementally, ${gold.length - incremental} rebuilt`
     : "";
-  return `silver: ${c.inserted} inserted, ${c.updated} updated, ${c.deleted} deleted, ${c.unchanged} unchanged${goldPart}`;
+  const m = summary.maintenance;
+  const maintained = m ? Object.keys(m.maintained).length : 0;
+  const maintPart = m ? `; maintenance: ${maintained} of ${m.tables} tables had a step due` : "";
+  return `silver: ${c.inserted} inserted, ${c.updated} updated, ${c.deleted} deleted, ${c.unchanged} unchanged${goldPart}${maintPart}`;
 }
 
 /** The human-readable end of a run (the demo prints more around it). */
