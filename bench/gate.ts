@@ -27,10 +27,18 @@ export interface BaselineRatio {
   recordedAt: string;
 }
 
+/** The data sizes a run used: the benchmarks' default sizes, or --quick. */
+export type BenchMode = "full" | "quick";
+
 export interface Baseline {
   version: 1;
   /** When the file was last written. */
   updatedAt: string;
+  /**
+   * The sizes its ratios were measured at. Ratios depend on data size (fixed costs weigh more on
+   * small data), so the gate only compares a run at the same sizes. Absent in older files: full.
+   */
+  mode?: BenchMode;
   machine: MachineInfo;
   /** How tolerances are derived: max(k * relStddev, floor). */
   tolerancePolicy: { k: number; floor: number };
@@ -99,10 +107,13 @@ export function buildBaseline(
   now: Date,
   previous?: Baseline,
   policy = DEFAULT_POLICY,
+  mode: BenchMode = "full",
 ): Baseline {
   const ranBenches = new Set(samples.map((s) => s.bench));
   const ratios: Record<string, BaselineRatio> = {};
-  for (const [name, r] of Object.entries(previous?.ratios ?? {})) if (!ranBenches.has(r.bench)) ratios[name] = r;
+  // Ratios measured at other sizes are not comparable with these: a new mode starts a new file.
+  const keepPrevious = previous && baselineMode(previous) === mode;
+  for (const [name, r] of Object.entries(keepPrevious ? previous.ratios : {})) if (!ranBenches.has(r.bench)) ratios[name] = r;
   for (const s of samples) {
     const entry: BaselineRatio = {
       bench: s.bench,
@@ -118,7 +129,24 @@ export function buildBaseline(
     ratios[s.name] = entry;
   }
   const sorted = Object.fromEntries(Object.entries(ratios).sort(([a], [b]) => a.localeCompare(b)));
-  return { version: 1, updatedAt: now.toISOString(), machine, tolerancePolicy: policy, ratios: sorted };
+  return { version: 1, updatedAt: now.toISOString(), mode, machine, tolerancePolicy: policy, ratios: sorted };
+}
+
+/** The sizes a baseline was measured at (files written before modes were recorded: full). */
+export function baselineMode(b: Baseline): BenchMode {
+  return b.mode ?? "full";
+}
+
+/**
+ * The mode a run must use to be compared with `baseline`: the baseline's. Asking for quick sizes
+ * against a full-size baseline is an error (the ratios would differ by size, not by regression);
+ * without --quick, a quick baseline makes the run quick.
+ */
+export function modeForComparison(baseline: Baseline, quickRequested: boolean, source: string): BenchMode {
+  const mode = baselineMode(baseline);
+  if (quickRequested && mode === "full")
+    throw new Error(`${source} was recorded at the benchmarks' full sizes: compare a run without --quick, or record a --quick baseline`);
+  return mode;
 }
 
 export type GateStatus = "ok" | "improved" | "regressed" | "missing" | "new";
@@ -182,6 +210,7 @@ export function parseBaseline(raw: unknown, source: string): Baseline {
   if (!b || typeof b !== "object" || b.version !== 1 || typeof b.ratios !== "object" || b.ratios === null) {
     throw new Error(`${source} is not a benchmark baseline (expected { version: 1, ratios: {...} })`);
   }
+  if (b.mode !== undefined && b.mode !== "full" && b.mode !== "quick") throw new Error(`${source}: mode must be "full" or "quick"`);
   for (const [name, r] of Object.entries(b.ratios)) {
     if (
       typeof r?.value !== "number" ||

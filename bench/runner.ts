@@ -6,12 +6,15 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
   type Baseline,
+  type BenchMode,
   type GateFinding,
   type MachineInfo,
   type RatioSamples,
+  baselineMode,
   buildBaseline,
   collectSamples,
   mean,
+  modeForComparison,
   parseBaseline,
   runGate,
   targetMet,
@@ -52,7 +55,7 @@ export interface RunnerReport {
   results: BenchResult[][];
   samples: RatioSamples[];
   failures: BenchFailure[];
-  gate?: { baseline: string; findings: GateFinding[]; failed: boolean };
+  gate?: { baseline: string; mode: BenchMode; findings: GateFinding[]; failed: boolean };
   baselineWritten?: string;
   exitCode: number;
 }
@@ -154,11 +157,12 @@ export function renderRunnerReport(report: RunnerReport): string {
   for (const f of report.failures) out += `\nFAILED ${f.name}: ${f.error}\n`;
   if (report.gate) {
     const bad = report.gate.findings.filter((f) => f.status === "regressed");
+    const against = `${report.gate.baseline} (${report.gate.mode} sizes)`;
     out += bad.length
-      ? `\nREGRESSION against ${report.gate.baseline}:\n${bad.map((f) => `  ${f.name}: ${fmt(f.current)} vs baseline ${fmt(f.baseline)}, ${(f.worsening! * 100).toFixed(1)}% worse (tolerance ${(f.tolerance! * 100).toFixed(0)}%)`).join("\n")}\n`
+      ? `\nREGRESSION against ${against}:\n${bad.map((f) => `  ${f.name}: ${fmt(f.current)} vs baseline ${fmt(f.baseline)}, ${(f.worsening! * 100).toFixed(1)}% worse (tolerance ${(f.tolerance! * 100).toFixed(0)}%)`).join("\n")}\n`
       : report.gate.failed
-        ? `\ngate FAILED against ${report.gate.baseline}\n`
-        : `\ngate passed against ${report.gate.baseline}\n`;
+        ? `\ngate FAILED against ${against}\n`
+        : `\ngate passed against ${against}\n`;
   }
   if (report.baselineWritten) out += `\nbaseline written to ${report.baselineWritten}\n`;
   return out;
@@ -168,11 +172,18 @@ export function renderRunnerReport(report: RunnerReport): string {
 export async function runBenchmarks(opts: RunnerOptions): Promise<RunnerReport> {
   const benches = selectBenches(opts.dir, opts.names);
   if (benches.length === 0) throw new Error(`no benchmarks (*.bench.ts) in ${opts.dir}`);
+  // The gate compares like with like: the run takes the baseline's sizes.
+  const baseline = opts.compare ? parseBaseline(JSON.parse(fs.readFileSync(opts.compare, "utf8")), opts.compare) : undefined;
+  let quick = opts.quick;
+  if (baseline) {
+    quick = modeForComparison(baseline, opts.quick, opts.compare!) === "quick";
+    if (quick && !opts.quick) opts.log(`${opts.compare} was recorded at --quick sizes: running at --quick sizes`);
+  }
   const report: RunnerReport = {
     machine: machineInfo(),
     startedAt: new Date().toISOString(),
     repeat: opts.repeat,
-    quick: opts.quick,
+    quick,
     results: [],
     samples: [],
     failures: [],
@@ -190,7 +201,7 @@ export async function runBenchmarks(opts: RunnerOptions): Promise<RunnerReport> 
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const mod = require(bench.file) as Partial<BenchModule>;
         if (typeof mod.run !== "function") throw new Error(`${bench.file} does not export run(opts)`);
-        round.push(validateResult(bench.name, await mod.run({ quick: opts.quick, workdir, log })));
+        round.push(validateResult(bench.name, await mod.run({ quick, workdir, log })));
         log(`done in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
       } catch (err) {
         failed.add(bench.name);
@@ -207,9 +218,8 @@ export async function runBenchmarks(opts: RunnerOptions): Promise<RunnerReport> 
   // understate its variance.
   report.samples = collectSamples(report.results.map((round) => round.filter((r) => !failed.has(r.name))));
 
-  if (opts.compare) {
-    const baseline = parseBaseline(JSON.parse(fs.readFileSync(opts.compare, "utf8")), opts.compare);
-    report.gate = { baseline: opts.compare, ...runGate(report.samples, baseline) };
+  if (opts.compare && baseline) {
+    report.gate = { baseline: opts.compare, mode: baselineMode(baseline), ...runGate(report.samples, baseline) };
   }
   if (opts.updateBaseline) {
     if (report.failures.length) {
@@ -218,8 +228,8 @@ export async function runBenchmarks(opts: RunnerOptions): Promise<RunnerReport> 
       const previous = fs.existsSync(opts.updateBaseline)
         ? parseBaseline(JSON.parse(fs.readFileSync(opts.updateBaseline, "utf8")), opts.updateBaseline)
         : undefined;
-      const baseline: Baseline = buildBaseline(report.samples, report.machine, new Date(), previous);
-      fs.writeFileSync(opts.updateBaseline, JSON.stringify(baseline, null, 2) + "\n");
+      const written: Baseline = buildBaseline(report.samples, report.machine, new Date(), previous, undefined, quick ? "quick" : "full");
+      fs.writeFileSync(opts.updateBaseline, JSON.stringify(written, null, 2) + "\n");
       report.baselineWritten = opts.updateBaseline;
     }
   }

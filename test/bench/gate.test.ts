@@ -1,8 +1,10 @@
 import {
   type Baseline,
   type RatioSamples,
+  baselineMode,
   buildBaseline,
   collectSamples,
+  modeForComparison,
   parseBaseline,
   relStddev,
   runGate,
@@ -51,6 +53,23 @@ describe("tolerances from measured variance", () => {
     expect(Object.keys(next.ratios)).toEqual(["extract.speedup", "extract.time_ratio", "silver.ratio"]);
     const replaced = buildBaseline([samples("extract.speedup", [4], true)], machine, now, baseline);
     expect(Object.keys(replaced.ratios)).toEqual(["extract.speedup"]); // extract re-ran: its old ratios go
+  });
+});
+
+describe("baseline sizes", () => {
+  it("a refresh at other sizes starts over instead of mixing ratios", () => {
+    const quick = buildBaseline([samples("silver.ratio", [3], true, "silver")], machine, now, baseline, undefined, "quick");
+    expect(quick.mode).toBe("quick");
+    expect(Object.keys(quick.ratios)).toEqual(["silver.ratio"]);
+    expect(baselineMode({ ...baseline, mode: undefined })).toBe("full"); // files from before modes
+  });
+
+  it("a run takes the baseline's sizes; quick against full is refused", () => {
+    const quick = { ...baseline, mode: "quick" as const };
+    expect(modeForComparison(quick, false, "b.json")).toBe("quick");
+    expect(modeForComparison(baseline, false, "b.json")).toBe("full");
+    expect(() => modeForComparison(baseline, true, "b.json")).toThrow(/b.json was recorded at the benchmarks' full sizes/);
+    expect(() => parseBaseline({ ...baseline, mode: "tiny" }, "c.json")).toThrow(/c.json: mode must be/);
   });
 });
 

@@ -58,6 +58,24 @@ describe("fhir-pipeline bench", () => {
     expect(regression.stdout).toMatch(/sample\.cost: 2\.857 vs baseline 2\.00\d, 42\.\d% worse/);
   });
 
+  it("records the sizes in the baseline and compares like with like", () => {
+    const file = path.join(tmp, "quick.json");
+    expect(bench(["sample", "--quick", "--update-baseline", file, "--repeat", "2"], "1.0,1.02").code).toBe(0);
+    expect(parseBaseline(JSON.parse(fs.readFileSync(file, "utf8")), file).mode).toBe("quick");
+    // Without --quick, a quick baseline makes the run quick.
+    const gate = bench(["sample", "--compare", file], "1.0");
+    expect(gate.code).toBe(0);
+    expect(gate.stderr).toContain("quick=true");
+    expect(gate.stdout).toContain(`gate passed against ${file} (quick sizes)`);
+
+    const full = path.join(tmp, "full.json");
+    expect(bench(["sample", "--update-baseline", full, "--repeat", "2"], "1.0,1.02").code).toBe(0);
+    expect(parseBaseline(JSON.parse(fs.readFileSync(full, "utf8")), full).mode).toBe("full");
+    const mismatch = bench(["sample", "--quick", "--compare", full], "1.0");
+    expect(mismatch.code).toBe(1);
+    expect(mismatch.stderr).toContain("recorded at the benchmarks' full sizes");
+  });
+
   it("exits non-zero and writes no baseline when a benchmark fails", () => {
     const file = path.join(tmp, "baseline.json");
     const r = bench(["--update-baseline", file, "--json"], "1");
