@@ -1,7 +1,8 @@
 // `fhir-pipeline report --env NAME`: the cost of each recent run of a deployed environment (from
-// the cost step of the metrics contract), per million resources, and the trend; plus what the
-// workgroup's recent Athena queries scanned. A finished run whose cost was never recorded (it ran
-// on the schedule, or `run --detach`) is costed now from its history and GetJobRun, and recorded.
+// the cost step of the metrics contract, which PublishMetrics writes at the end of every run), per
+// million resources, and the trend; plus what the workgroup's recent Athena queries scanned. What
+// a finished run's record lacks (the Step Functions transitions, which only the finished history
+// has; everything, for a run that failed before PublishMetrics) is costed now and recorded.
 import { GetQueryExecutionCommand, ListQueryExecutionsCommand } from "@aws-sdk/client-athena";
 import { ListExecutionsCommand, type ExecutionListItem } from "@aws-sdk/client-sfn";
 import type { MetricRecord } from "../core/metrics";
@@ -12,23 +13,13 @@ import { OperatorError, withOperatorErrors } from "./errors";
 import { historySince } from "./execution-follower";
 import { interpretHistory } from "./execution-history";
 import { s3LakeObjects, type LakeObjects } from "./lake-objects";
-import { COST_METRICS, COST_STEP, recordRunCost } from "./run-cost";
+import { ALL_PARTS, COST_STEP, completeRunCost, costRowOf, type RunCostSummary, type RunJob } from "./run-cost";
 import { readStepMetrics } from "./run-metrics";
 
-export interface RunCostRow {
-  runId: string;
+export interface RunCostRow extends RunCostSummary {
   status: string;
   startedAt?: string;
-  durationSeconds?: number;
-  resources: number;
-  emrVcpuHours: number;
-  emrMemoryGbHours: number;
-  emrUsd: number;
-  lambdaUsd: number;
-  stepFunctionsUsd: number;
-  totalUsd: number;
-  usdPerMillionResources?: number;
-  /** True when this report computed and recorded the cost (it had not been recorded). */
+  /** True when this report computed and recorded (part of) the cost: nobody had recorded it all. */
   backfilled: boolean;
 }
 
@@ -41,51 +32,29 @@ export interface CostReport {
   athena: { queries: number; bytesScanned: number; costUsd: number };
 }
 
-/** Pure: one run's cost row from its cost-step metrics. */
-export function costRowOf(runId: string, rows: readonly MetricRecord[]): Omit<RunCostRow, "status" | "startedAt" | "backfilled"> {
-  const sum = (name: string, pred: (r: MetricRecord) => boolean = () => true) =>
-    rows.filter((r) => r.name === name && pred(r)).reduce((s, r) => s + r.value, 0);
-  const usd = (component: string) => sum(COST_METRICS.costUsd, (r) => r.attributes.component === component);
-  const resources = sum(COST_METRICS.resources);
-  const totalUsd = usd("total");
-  const duration = rows.find((r) => r.name === COST_METRICS.runDuration)?.value;
-  return {
-    runId,
-    durationSeconds: duration,
-    resources,
-    emrVcpuHours: sum(COST_METRICS.emrVcpuHours),
-    emrMemoryGbHours: sum(COST_METRICS.emrMemoryGbHours),
-    emrUsd: usd("emr"),
-    lambdaUsd: usd("lambda"),
-    stepFunctionsUsd: usd("stepfunctions"),
-    totalUsd,
-    usdPerMillionResources: resources > 0 ? (totalUsd / resources) * 1_000_000 : undefined,
-  };
-}
-
-/** Costs and records a finished run from its history and GetJobRun (runs nobody followed). */
+/** Completes the cost record of a finished run that lacks parts, from its history and GetJobRun. */
 async function backfillRun(
   clients: AwsClients,
   env: DeployedEnvironment,
   objects: LakeObjects,
   e: ExecutionListItem,
-): Promise<MetricRecord[]> {
+  rows: readonly MetricRecord[],
+): Promise<RunCostSummary> {
   const history = await historySince(clients, e.executionArn!, 0);
-  const jobs = new Map<string, { step: string; usage: { applicationId: string; jobRunId: string; state: string } }>();
+  const jobs = new Map<string, RunJob>();
   for (const fact of interpretHistory(history)) {
     if (fact.kind === "emr-job")
-      jobs.set(fact.jobRunId, { step: fact.step, usage: { applicationId: fact.applicationId, jobRunId: fact.jobRunId, state: "UNKNOWN" } });
+      jobs.set(fact.jobRunId, { step: fact.step, usage: { applicationId: fact.applicationId, jobRunId: fact.jobRunId } });
   }
   const durationSeconds = e.startDate && e.stopDate ? (e.stopDate.getTime() - e.startDate.getTime()) / 1000 : undefined;
-  await recordRunCost({
+  const completed = await completeRunCost({
     clients,
     env,
     objects,
-    follow: { runId: e.name!, startedAt: e.startDate, stoppedAt: e.stopDate, jobs: [...jobs.values()], history, durationSeconds },
+    rows,
+    run: { runId: e.name!, startedAt: e.startDate, stoppedAt: e.stopDate, jobs: [...jobs.values()], history, durationSeconds },
   });
-  // The rows just written, read back through the same path as every other run's.
-  const rows = await readStepMetrics(objects, `s3://${env.buckets.metrics}`, COST_STEP);
-  return rows.filter((r) => r.runId === e.name);
+  return completed.cost;
 }
 
 /** Bytes scanned by the workgroup's most recent queries (up to `limit`), and their cost. */
@@ -124,14 +93,15 @@ export async function costReport(
 
   const runs: RunCostRow[] = [];
   for (const e of executions) {
-    let rows = byRun.get(e.name!);
+    const rows = byRun.get(e.name!) ?? [];
+    let cost = costRowOf(e.name!, rows);
     let backfilled = false;
-    if (!rows?.length && options.backfill !== false) {
-      rows = await backfillRun(clients, env, objects, e);
+    if (cost.parts.length < ALL_PARTS.length && options.backfill !== false) {
+      cost = await backfillRun(clients, env, objects, e, rows);
       backfilled = true;
     }
-    if (!rows?.length) continue;
-    runs.push({ ...costRowOf(e.name!, rows), status: e.status ?? "UNKNOWN", startedAt: e.startDate?.toISOString(), backfilled });
+    if (!cost.parts.length) continue;
+    runs.push({ ...cost, status: e.status ?? "UNKNOWN", startedAt: e.startDate?.toISOString(), backfilled });
   }
   runs.sort((a, b) => (a.startedAt ?? "").localeCompare(b.startedAt ?? ""));
   const at = (r: RunCostRow) => (r.startedAt ? Date.parse(r.startedAt) : 0);
@@ -158,23 +128,25 @@ export function renderCostReport(report: CostReport): string {
   const lines = [`cost of runs in environment ${report.environment} (${report.prices})`, ""];
   if (report.runs.length === 0) lines.push("no finished runs");
   else {
-    const header = ["run", "status", "resources", "vCPU-h", "GB-h", "EMR", "Lambda", "Step Fn", "total", "per 1M resources"];
+    const header = ["run", "status", "resources", "vCPU-h", "GB-h", "Lambda GB-s", "EMR", "Lambda", "Step Fn", "total", "per 1M resources"];
     const rows = report.runs.map((r) => [
       r.runId + (r.backfilled ? "*" : ""),
       r.status,
       String(r.resources),
       r.emrVcpuHours.toFixed(3),
       r.emrMemoryGbHours.toFixed(3),
+      r.lambdaGbSeconds.toFixed(1),
       formatUsd(r.emrUsd),
       formatUsd(r.lambdaUsd),
-      formatUsd(r.stepFunctionsUsd),
+      r.parts.includes("stepfunctions") ? formatUsd(r.stepFunctionsUsd) : "-",
       formatUsd(r.totalUsd),
       r.usdPerMillionResources !== undefined ? formatUsd(r.usdPerMillionResources) : "-",
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
     const fmt = (row: string[]) => row.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
     lines.push(fmt(header), fmt(widths.map((w) => "-".repeat(w))), ...rows.map(fmt));
-    if (report.runs.some((r) => r.backfilled)) lines.push("* costed now from the run's history and GetJobRun, and recorded");
+    if (report.runs.some((r) => r.backfilled))
+      lines.push("* completed now from the run's history, GetJobRun and CloudWatch, and recorded (PublishMetrics had not recorded it all)");
     lines.push(
       "",
       describeTrend("cost per run", report.totalTrend, formatUsd),

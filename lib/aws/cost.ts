@@ -53,6 +53,12 @@ export const US_EAST_1_PRICES: Record<Architecture, PriceTable> = {
   },
 };
 
+/**
+ * The prices of what the stacks deploy: the extractor Lambdas (lib/constructs/pipeline-function.ts)
+ * and the EMR Serverless application (lib/stacks/processing-stack.ts) both run on arm64 (Graviton).
+ */
+export const DEPLOYED_PRICES: PriceTable = US_EAST_1_PRICES.arm64;
+
 /** Athena's price per TB scanned: $5 (us-east-1 and most regions). */
 export const ATHENA_USD_PER_TB = 5;
 /** Athena bills bytes in binary units: 1 TB = 2^40 bytes, rounded up to the next MB (2^20). */
@@ -81,7 +87,7 @@ function nonNegative(n: number | undefined): number {
 }
 
 /** Cost of one EMR Serverless job run from its billed utilisation. */
-export function emrJobCost(utilisation: Partial<EmrUtilisation>, prices: PriceTable = US_EAST_1_PRICES.x86_64): EmrJobCost {
+export function emrJobCost(utilisation: Partial<EmrUtilisation>, prices: PriceTable = DEPLOYED_PRICES): EmrJobCost {
   const u: EmrUtilisation = {
     vCPUHour: nonNegative(utilisation.vCPUHour),
     memoryGBHour: nonNegative(utilisation.memoryGBHour),
@@ -109,12 +115,26 @@ export function lambdaGbSeconds(totalDurationMs: number, memoryMb: number): numb
   return (nonNegative(totalDurationMs) / 1000) * (nonNegative(memoryMb) / 1024);
 }
 
+/** One Lambda function's use in a run's window (CloudWatch AWS/Lambda Sum of Duration, Invocations). */
+export interface LambdaFunctionUsage {
+  /** Its role in the pipeline: the state name, or DownloadFile / SearchWorker. */
+  role: string;
+  name: string;
+  memoryMb: number;
+  durationMs: number;
+  invocations: number;
+  /** durationMs / 1000 x memoryMb / 1024. */
+  gbSeconds: number;
+}
+
 /** Everything a run consumed that has a price. */
 export interface RunUsage {
   /** One entry per EMR Serverless job (silver, gold, maintenance), billed utilisation. */
   emrJobs: { step: string; jobRunId?: string; billed: Partial<EmrUtilisation> }[];
   lambdaGbSeconds: number;
   lambdaRequests: number;
+  /** The functions behind lambdaGbSeconds and lambdaRequests, when measured per function. */
+  lambdaFunctions?: LambdaFunctionUsage[];
   stateTransitions: number;
   /** Bytes scanned per Athena query the run issued (each billed separately, 10 MB minimum). */
   athenaQueryBytes: number[];
@@ -133,7 +153,7 @@ export interface RunCost {
   usdPerMillionResources?: number;
 }
 
-export function runCost(usage: RunUsage, prices: PriceTable = US_EAST_1_PRICES.x86_64): RunCost {
+export function runCost(usage: RunUsage, prices: PriceTable = DEPLOYED_PRICES): RunCost {
   const emrByStep: Record<string, number> = {};
   let emrUsd = 0;
   for (const job of usage.emrJobs) {

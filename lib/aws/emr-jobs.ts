@@ -1,8 +1,7 @@
 // One EMR Serverless job run as the CLI sees it: its state and the resources it used, from
 // GetJobRun. billedResourceUtilization is what AWS charges (1-minute minimum per worker, the free
 // 20 GB of storage per worker excluded); totalResourceUtilization is what the job actually used.
-import { GetJobRunCommand, type JobRun } from "@aws-sdk/client-emr-serverless";
-import type { AwsClients } from "./clients";
+import { GetJobRunCommand, type EMRServerlessClient, type JobRun } from "@aws-sdk/client-emr-serverless";
 import { emrJobCost, type EmrJobCost, type EmrUtilisation, type PriceTable } from "./cost";
 
 export const EMR_TERMINAL_STATES: ReadonlySet<string> = new Set(["SUCCESS", "FAILED", "CANCELLED"]);
@@ -44,7 +43,7 @@ export function usageOfJobRun(jobRun: JobRun, prices?: PriceTable): JobRunUsage 
 
 /** GetJobRun, reduced to state and usage. */
 export async function getJobRunUsage(
-  clients: AwsClients,
+  clients: { emrServerless: EMRServerlessClient },
   applicationId: string,
   jobRunId: string,
   prices?: PriceTable,

@@ -7,7 +7,14 @@ import * as fs from "node:fs";
 import { ConfigError, loadConfig } from "../../config/load";
 import type { PipelineConfig } from "../../config/schema";
 import type { LakeLocations } from "../core/pipeline-steps";
-import { outputsFromOutputsFile, outputsFromStacks, stackNames, type StackOutputs } from "../core/stack-outputs";
+import {
+  outputsFromOutputsFile,
+  outputsFromStacks,
+  parseDeployedFunctions,
+  stackNames,
+  type DeployedFunction,
+  type StackOutputs,
+} from "../core/stack-outputs";
 import type { AwsClients } from "./clients";
 import { OperatorError, withOperatorErrors } from "./errors";
 
@@ -28,10 +35,8 @@ export interface DeployedEnvironment {
   queueUrls: Record<string, string>;
   /** SNS topic the alarms notify; alarms are filtered to this environment's by it. */
   alarmTopicArn?: string;
-  /** Names of the extractor Lambda functions (for Lambda GB-seconds), if the stacks export them. */
-  functionNames: string[];
-  /** Memory of the extractor functions in MB, if exported. */
-  functionMemoryMb?: number;
+  /** The extractor Lambdas with their configured memory (the LambdaFunctions output), for GB-seconds. */
+  functions: DeployedFunction[];
 }
 
 export interface ResolveOptions {
@@ -108,6 +113,12 @@ function checked(envName: string, read: () => StackOutputs): StackOutputs {
 
 /** Builds the environment from the stacks' outputs. */
 export function environmentFromOutputs(config: PipelineConfig, outputs: StackOutputs, source: string): DeployedEnvironment {
+  let functions: DeployedFunction[];
+  try {
+    functions = parseDeployedFunctions(outputs.LambdaFunctions);
+  } catch (err) {
+    throw new OperatorError(`environment ${config.name}: ${(err as Error).message} (npx cdk deploy -c env=${config.name} --all)`);
+  }
   return {
     name: config.name,
     config,
@@ -131,8 +142,7 @@ export function environmentFromOutputs(config: PipelineConfig, outputs: StackOut
       "search DLQ": outputs.SearchDeadLetterQueueUrl,
     },
     alarmTopicArn: outputs.AlarmTopicArn,
-    // The stacks export no function names or memory size: Lambda GB-seconds are then not measured.
-    functionNames: [],
+    functions,
   };
 }
 

@@ -1,6 +1,8 @@
 // Follows one Step Functions execution of the pipeline to its end and feeds the progress display:
 // state transitions from GetExecutionHistory, EMR Serverless job states and resource use from
-// GetJobRun, and the work queue's depth (SQS GetQueueAttributes) while extraction runs.
+// GetJobRun, the work queue's depth (SQS GetQueueAttributes) while extraction runs, and each Spark
+// job's stage summary from the metrics it writes to the lake (lib/aws/spark-progress.ts says what
+// that can and cannot show).
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -8,6 +10,8 @@ import type { ProgressSink } from "../core/progress";
 import type { AwsClients } from "./clients";
 import { EMR_TERMINAL_STATES, getJobRunUsage, type JobRunUsage } from "./emr-jobs";
 import { EXTRACTION_STATES, interpretHistory } from "./execution-history";
+import type { LakeObjects } from "./lake-objects";
+import { describeStageSummary, SparkMetricsWatcher, sparkStageSummary, type SparkStageSummary } from "./spark-progress";
 
 export type ExecutionStatus = "RUNNING" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "ABORTED" | "PENDING_REDRIVE";
 
@@ -20,6 +24,15 @@ export interface FollowOptions {
   /** Delay between polls (default 5 s; the API rate limits are far above one poll per second). */
   pollIntervalMs?: number;
   signal?: AbortSignal;
+  /** Where the Spark jobs write their metrics (lake root, s3://metrics-bucket), read through `objects`. */
+  sparkMetrics?: { objects: LakeObjects; lakeRoot: string; /** Between reads while a job runs (default 60 s). */ intervalMs?: number };
+}
+
+export interface FollowedJob {
+  step: string;
+  usage: JobRunUsage;
+  /** Stage summary from the job's metrics in the lake, once it wrote them. */
+  stages?: SparkStageSummary;
 }
 
 export interface FollowResult {
@@ -32,7 +45,7 @@ export interface FollowResult {
   error?: string;
   cause?: string;
   /** EMR Serverless jobs the run started, by Spark step (silver, gold, maintenance), last known usage. */
-  jobs: { step: string; usage: JobRunUsage }[];
+  jobs: FollowedJob[];
   /** Every history event, ascending (for cost: state transitions). */
   history: HistoryEvent[];
 }
@@ -62,7 +75,10 @@ export async function followExecution(options: FollowOptions): Promise<FollowRes
   const { clients, executionArn, sink } = options;
   const pollMs = options.pollIntervalMs ?? 5000;
   const stateOfEvent = new Map<number, string>();
-  const jobs = new Map<string, { step: string; usage: JobRunUsage }>();
+  const jobs = new Map<string, FollowedJob>();
+  let watcher: SparkMetricsWatcher | undefined;
+  const lastMetricsRead = new Map<string, number>();
+  const metricsRead = new Set<string>();
   const history: HistoryEvent[] = [];
   let lastId = 0;
   let currentState: string | undefined;
@@ -75,6 +91,7 @@ export async function followExecution(options: FollowOptions): Promise<FollowRes
     if (!announced) {
       sink.emit({ kind: "run", status: "started", runId, at: described.startDate?.getTime() });
       announced = true;
+      if (options.sparkMetrics) watcher = new SparkMetricsWatcher(options.sparkMetrics.objects, options.sparkMetrics.lakeRoot, runId);
     }
     const status = (described.status ?? "RUNNING") as ExecutionStatus;
 
@@ -106,11 +123,40 @@ export async function followExecution(options: FollowOptions): Promise<FollowRes
     }
 
     for (const job of jobs.values()) {
-      if (EMR_TERMINAL_STATES.has(job.usage.state) && job.usage.billed) continue;
-      job.usage = await getJobRunUsage(clients, job.usage.applicationId, job.usage.jobRunId);
-      const used = job.usage.total ?? job.usage.billed;
-      const detail = used ? `${used.vCPUHour.toFixed(3)} vCPU-h, ${used.memoryGBHour.toFixed(3)} GB-h` : undefined;
-      sink.emit({ kind: "job", name: job.step, id: job.usage.jobRunId, state: job.usage.state, detail: job.usage.stateDetails ?? detail });
+      if (EMR_TERMINAL_STATES.has(job.usage.state) && job.usage.billed && (!watcher || metricsRead.has(job.usage.jobRunId))) continue;
+      const before = job.usage.state;
+      if (!(EMR_TERMINAL_STATES.has(before) && job.usage.billed)) {
+        job.usage = await getJobRunUsage(clients, job.usage.applicationId, job.usage.jobRunId);
+        const used = job.usage.total ?? job.usage.billed;
+        const detail = used ? `${used.vCPUHour.toFixed(3)} vCPU-h, ${used.memoryGBHour.toFixed(3)} GB-h` : undefined;
+        sink.emit({
+          kind: "job",
+          name: job.step,
+          id: job.usage.jobRunId,
+          state: job.usage.state,
+          detail: job.usage.stateDetails ?? detail,
+        });
+      }
+      // The job's stage metrics: read when it ends, and at most every intervalMs while it runs.
+      const ended = EMR_TERMINAL_STATES.has(job.usage.state);
+      const due = Date.now() - (lastMetricsRead.get(job.usage.jobRunId) ?? 0) >= (options.sparkMetrics?.intervalMs ?? 60_000);
+      if (watcher && (ended || (job.usage.state === "RUNNING" && due))) {
+        lastMetricsRead.set(job.usage.jobRunId, Date.now());
+        // The jobs write their metrics before they end, so one read after the end sees them all.
+        if (ended) metricsRead.add(job.usage.jobRunId);
+        const { rows, changed } = await watcher.poll(job.step);
+        if (changed) {
+          job.stages = sparkStageSummary(rows);
+          sink.emit({
+            kind: "job",
+            name: job.step,
+            id: job.usage.jobRunId,
+            state: job.usage.state,
+            completedTasks: job.stages.tasks,
+            detail: describeStageSummary(job.stages),
+          });
+        }
+      }
     }
 
     if (status === "RUNNING" && currentState && EXTRACTION_STATES.has(currentState)) {

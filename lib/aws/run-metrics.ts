@@ -6,13 +6,23 @@ import type { LakeObjects } from "./lake-objects";
 
 const safe = (s: string) => s.replace(/[^A-Za-z0-9._=-]/g, "_");
 
+/** The file-name prefix of one run's files of one step (lib/core/metrics.ts metricsFileName). */
+export function runStepFilePrefix(runId: string, step: string): string {
+  return `part-${safe(runId)}-${safe(step)}-`;
+}
+
 function fileName(uri: string): string {
   return uri.slice(uri.lastIndexOf("/") + 1);
 }
 
+/** The metrics files whose names match `accept(fileName)`. */
+export async function listMetricsFiles(objects: LakeObjects, lakeRoot: string, accept: (name: string) => boolean): Promise<string[]> {
+  return (await objects.list(metricsDirUri(lakeRoot))).filter((u) => u.endsWith(".parquet") && accept(fileName(u)));
+}
+
 /** Every metrics row of the runs whose files match `accept(fileName)`. */
 async function readMatching(objects: LakeObjects, lakeRoot: string, accept: (name: string) => boolean): Promise<MetricRecord[]> {
-  const files = (await objects.list(metricsDirUri(lakeRoot))).filter((u) => u.endsWith(".parquet") && accept(fileName(u)));
+  const files = await listMetricsFiles(objects, lakeRoot, accept);
   const rows: MetricRecord[] = [];
   for (const uri of files) rows.push(...decodeMetricsParquet(await objects.read(uri)));
   return rows;

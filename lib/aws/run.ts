@@ -9,7 +9,9 @@ import { AwsClients } from "./clients";
 import { resolveEnvironment, type DeployedEnvironment } from "./environment";
 import { withOperatorErrors } from "./errors";
 import { followExecution, type FollowResult } from "./execution-follower";
-import { recordRunCost, type RecordedRunCost } from "./run-cost";
+import { s3LakeObjects } from "./lake-objects";
+import { completeRunCost, type CompletedRunCost } from "./run-cost";
+import { describeStageSummary } from "./spark-progress";
 
 export interface RunInAwsOptions {
   envName: string;
@@ -35,7 +37,7 @@ export interface RunInAwsResult {
   executionArn: string;
   detached: boolean;
   follow?: FollowResult;
-  cost?: RecordedRunCost;
+  cost?: CompletedRunCost;
 }
 
 /** A run id that is also the execution name: run-20250102T020000123Z-000-1a2b3c. */
@@ -59,6 +61,7 @@ function summaryLines(result: RunInAwsResult): string[] {
     lines.push(
       `  ${job.step}: ${job.usage.state}${u ? `, billed ${u.vCPUHour.toFixed(3)} vCPU-h, ${u.memoryGBHour.toFixed(3)} GB-h memory, ${u.storageGBHour.toFixed(3)} GB-h storage` : ""}`,
     );
+    if (job.stages) lines.push(`    spark: ${describeStageSummary(job.stages)}`);
   }
   if (result.cost) lines.push(`  estimated cost: ${result.cost.summary}`);
   return lines;
@@ -80,11 +83,19 @@ export async function runInAws(options: RunInAwsOptions): Promise<RunInAwsResult
       const sink = options.sink ?? createProgressRenderer({ json: options.json });
       let follow: FollowResult;
       try {
-        follow = await followExecution({ clients, executionArn, queueUrls: env.queueUrls, sink, pollIntervalMs: options.pollIntervalMs });
+        follow = await followExecution({
+          clients,
+          executionArn,
+          queueUrls: env.queueUrls,
+          sink,
+          pollIntervalMs: options.pollIntervalMs,
+          sparkMetrics: { objects: s3LakeObjects(clients), lakeRoot: `s3://${env.buckets.metrics}` },
+        });
       } finally {
         sink.close();
       }
-      const cost = await recordRunCost({ clients, env, follow });
+      // PublishMetrics recorded the EMR and Lambda parts; the history adds the Step Functions part.
+      const cost = await completeRunCost({ clients, env, run: follow });
       const result: RunInAwsResult = { runId, executionArn, detached: false, follow, cost };
       if (options.json) {
         out.write(
@@ -100,9 +111,9 @@ export async function runInAws(options: RunInAwsOptions): Promise<RunInAwsResult
               state: j.usage.state,
               billed: j.usage.billed,
               total: j.usage.total,
+              stages: j.stages,
             })),
             cost: cost.cost,
-            usage: cost.usage,
           }) + "\n",
         );
       } else {

@@ -10,7 +10,7 @@ import { OperatorError } from "./errors";
 import { historySince } from "./execution-follower";
 import { interpretHistory, sparkStepOf } from "./execution-history";
 import type { LakeObjects } from "./lake-objects";
-import { COST_METRICS, COST_STEP } from "./run-cost";
+import { costRowOf } from "./run-cost";
 import { readRunsMetrics, recordsPerStep } from "./run-metrics";
 
 export interface RunSummary {
@@ -55,9 +55,10 @@ function lakeRootOf(env: DeployedEnvironment): string {
   return `s3://${env.buckets.metrics}`;
 }
 
-function totalCost(rows: readonly MetricRecord[]): number | undefined {
-  const total = rows.find((r) => r.step === COST_STEP && r.name === COST_METRICS.costUsd && r.attributes.component === "total");
-  return total?.value;
+/** The run's cost so far (sum of its cost_usd rows), if any part was recorded. */
+function totalCost(runId: string, rows: readonly MetricRecord[]): number | undefined {
+  const cost = costRowOf(runId, rows);
+  return cost.parts.length ? cost.totalUsd : undefined;
 }
 
 function duration(start?: Date, stop?: Date): number | undefined {
@@ -83,7 +84,7 @@ export async function recentRuns(clients: AwsClients, env: DeployedEnvironment, 
       stoppedAt: e.stopDate?.toISOString(),
       durationSeconds: duration(e.startDate, e.stopDate),
       recordsPerStep: recordsPerStep(rows),
-      costUsd: totalCost(rows),
+      costUsd: totalCost(e.name!, rows),
     };
   });
 }
@@ -124,7 +125,7 @@ export async function runDetail(clients: AwsClients, env: DeployedEnvironment, o
     stoppedAt: described.stopDate?.toISOString(),
     durationSeconds: duration(described.startDate, described.stopDate),
     recordsPerStep: recordsPerStep(rows),
-    costUsd: totalCost(rows),
+    costUsd: totalCost(name, rows),
     error: described.error,
     cause: described.cause,
     failedState,

@@ -16,6 +16,11 @@ export const FUNCTION_ENV = {
   searchQueueUrl: "SEARCH_QUEUE_URL",
   downloadDlqUrl: "DOWNLOAD_DLQ_URL",
   searchDlqUrl: "SEARCH_DLQ_URL",
+  /**
+   * PublishMetrics only: JSON list of the other extractor functions ({role, name, memoryMb}, the
+   * `LambdaFunctions` stack output's shape) whose CloudWatch Duration makes the run's GB-seconds.
+   */
+  lambdaFunctions: "LAMBDA_FUNCTIONS",
 } as const;
 export type FunctionEnvName = keyof typeof FUNCTION_ENV;
 

@@ -23,6 +23,7 @@ export const STACK_OUTPUTS = {
   SearchQueueUrl: "ingestion",
   SearchDeadLetterQueueUrl: "ingestion",
   EpicPrivateKeySecretArn: "ingestion",
+  LambdaFunctions: "ingestion",
   EmrApplicationId: "processing",
   EmrJobRoleArn: "processing",
   StateMachineArn: "orchestration",
@@ -96,4 +97,37 @@ export function outputsFromOutputsFile(env: string, json: Record<string, Record<
       Outputs: Object.entries(outputs).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue })),
     })),
   );
+}
+
+/**
+ * One extractor Lambda as the `LambdaFunctions` output lists it (a JSON array of these): the role
+ * it plays (state name, or DownloadFile / SearchWorker), its function name and configured memory.
+ * `fhir-pipeline run/report --env` and PublishMetrics turn CloudWatch's AWS/Lambda Duration of
+ * each into GB-seconds with it.
+ */
+export interface DeployedFunction {
+  role: string;
+  name: string;
+  memoryMb: number;
+}
+
+/** Parses the `LambdaFunctions` output; throws saying what is wrong with it. */
+export function parseDeployedFunctions(value: string): DeployedFunction[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new Error(`the LambdaFunctions output is not JSON: ${value.slice(0, 80)}`);
+  }
+  const ok = (f: unknown): f is DeployedFunction =>
+    typeof f === "object" &&
+    f !== null &&
+    typeof (f as DeployedFunction).role === "string" &&
+    typeof (f as DeployedFunction).name === "string" &&
+    (f as DeployedFunction).name.length > 0 &&
+    typeof (f as DeployedFunction).memoryMb === "number" &&
+    (f as DeployedFunction).memoryMb > 0;
+  if (!Array.isArray(parsed) || !parsed.every(ok))
+    throw new Error("the LambdaFunctions output is not a list of {role, name, memoryMb}: redeploy the ingestion stack");
+  return parsed.map(({ role, name, memoryMb }) => ({ role, name, memoryMb }));
 }

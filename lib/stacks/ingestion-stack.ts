@@ -19,7 +19,7 @@ import { exportName, type StackOutputKey } from "../core/stack-outputs";
 import { LAMBDA_TIMEOUT_SECONDS } from "../core/state-machine-definition";
 import { PipelineFunction } from "../constructs/pipeline-function";
 import { ThrottledExtractor } from "../constructs/throttled-extractor";
-import { acknowledgeExtractorFunction, acknowledgeInlinePolicy } from "./nag-acknowledgements";
+import { acknowledgeExtractorFunction, acknowledgeInlinePolicy, acknowledgeLambdaDurationReads } from "./nag-acknowledgements";
 
 export interface IngestionStackProps extends StackProps {
   readonly config: PipelineConfig;
@@ -172,6 +172,8 @@ export class IngestionStack extends Stack {
       [FUNCTION_ENV.epicPrivateKeySecretArn]: this.secret.secretArn,
     };
     const workerTimeout = Duration.minutes(15);
+    // Memory per function, for the LambdaFunctions output (GB-seconds = Duration x memory).
+    const memoryMb = new Map<lambda.IFunction, number>();
     const extractor = (id: string, handlerName: string, description: string, memorySize: number) =>
       new ThrottledExtractor(this, id, {
         ...common,
@@ -186,6 +188,8 @@ export class IngestionStack extends Stack {
       });
     this.download = extractor("Download", "download-file", "Downloads one bulk export output file into bronze", 2048);
     this.search = extractor("Search", "search-worker", "Crawls one batch of patients by search into bronze", 1024);
+    memoryMb.set(this.download.worker.function, 2048);
+    memoryMb.set(this.search.worker.function, 1024);
 
     const queueEnv = {
       [FUNCTION_ENV.downloadQueueUrl]: this.download.queue.queueUrl,
@@ -194,8 +198,8 @@ export class IngestionStack extends Stack {
       [FUNCTION_ENV.searchDlqUrl]: this.search.deadLetterQueue.queueUrl,
     };
     const parallel = config.orchestration.maxParallelGroups;
-    const step = (name: LambdaStepName, description: string, memorySize: number, reserved: number) =>
-      new PipelineFunction(this, name, {
+    const step = (name: LambdaStepName, description: string, memorySize: number, reserved: number) => {
+      const fn = new PipelineFunction(this, name, {
         ...common,
         handlerName: LAMBDA_STEPS[name],
         description,
@@ -204,6 +208,9 @@ export class IngestionStack extends Stack {
         reservedConcurrentExecutions: reserved,
         environment: { ...baseEnv, ...queueEnv },
       });
+      memoryMb.set(fn.function, memorySize);
+      return fn;
+    };
     this.stepFunctions = {
       BulkKickOff: step("BulkKickOff", "Kicks off a Group bulk export at Epic", 256, parallel),
       PollBulkStatus: step("PollBulkStatus", "Polls a bulk export's status (honours Retry-After)", 256, parallel),
@@ -271,6 +278,18 @@ export class IngestionStack extends Stack {
       fn.role.addToPolicy(new iam.PolicyStatement({ sid: "QueueDepths", actions: ["sqs:GetQueueAttributes"], resources: queueArns }));
     }
 
+    // PublishMetrics records the run's cost: each function's AWS/Lambda Duration from CloudWatch
+    // (GetMetricStatistics has no resource-level permissions: "*" is the only resource it takes).
+    // Its own name and memory come from the Lambda runtime (a function cannot name itself here).
+    const deployedFunctions = (fns: Record<string, lambda.IFunction>) =>
+      Stack.of(this).toJsonString(Object.entries(fns).map(([role, fn]) => ({ role, name: fn.functionName, memoryMb: memoryMb.get(fn) })));
+    const others = Object.fromEntries(Object.entries(this.allFunctions).filter(([role]) => role !== "PublishMetrics"));
+    s.PublishMetrics.function.addEnvironment(FUNCTION_ENV.lambdaFunctions, deployedFunctions(others));
+    s.PublishMetrics.role.addToPolicy(
+      new iam.PolicyStatement({ sid: "LambdaDurations", actions: ["cloudwatch:GetMetricStatistics"], resources: ["*"] }),
+    );
+    acknowledgeLambdaDurationReads(s.PublishMetrics);
+
     for (const fn of Object.values(s)) acknowledgeExtractorFunction(fn, wildcards(fn, access), "step-functions");
     for (const fn of [...Object.values(s), this.download.worker, this.search.worker]) acknowledgeInlinePolicy(fn.role);
     acknowledgeInlinePolicy(this.vpc.node.findChild("FlowLog"));
@@ -283,6 +302,11 @@ export class IngestionStack extends Stack {
     out("SearchQueueUrl", this.search.queue.queueUrl, "Work queue of patient batches (search mode)");
     out("SearchDeadLetterQueueUrl", this.search.deadLetterQueue.queueUrl, "Dead-letter queue of patient batches");
     out("EpicPrivateKeySecretArn", this.secret.secretArn, "Secret to put the Epic private key (PEM) in");
+    out(
+      "LambdaFunctions",
+      deployedFunctions(this.allFunctions),
+      "Extractor Lambdas as JSON [{role, name, memoryMb}]: CloudWatch Duration x memory = the run's GB-seconds",
+    );
   }
 
   /** The functions behind the state machine's Lambda steps, by step name. */

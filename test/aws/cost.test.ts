@@ -17,7 +17,7 @@ const x86 = US_EAST_1_PRICES.x86_64;
 
 describe("EMR Serverless job cost", () => {
   it("prices vCPU-hours, memory GB-hours and storage GB-hours separately", () => {
-    const c = emrJobCost({ vCPUHour: 10, memoryGBHour: 40, storageGBHour: 100 });
+    const c = emrJobCost({ vCPUHour: 10, memoryGBHour: 40, storageGBHour: 100 }, x86);
     expect(c.vcpuUsd).toBeCloseTo(10 * 0.052624, 10);
     expect(c.memoryUsd).toBeCloseTo(40 * 0.0057785, 10);
     expect(c.storageUsd).toBeCloseTo(100 * 0.000111, 10);
@@ -29,6 +29,10 @@ describe("EMR Serverless job cost", () => {
     const a = emrJobCost({ vCPUHour: 1, memoryGBHour: 1 }, US_EAST_1_PRICES.arm64);
     expect(a.vcpuUsd / x.vcpuUsd).toBeCloseTo(0.8, 2);
     expect(a.memoryUsd / x.memoryUsd).toBeCloseTo(0.8, 2);
+  });
+
+  it("defaults to the deployed architecture's prices (arm64: the stacks deploy Graviton)", () => {
+    expect(emrJobCost({ vCPUHour: 1 }).vcpuUsd).toBe(US_EAST_1_PRICES.arm64.emrVcpuHour);
   });
 
   it("treats missing or negative utilisation as zero", () => {

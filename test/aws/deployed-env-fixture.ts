@@ -1,6 +1,7 @@
 // A deployed environment inside moto: the buckets, queues, EMR Serverless application, Athena
 // workgroup, alarm topic and a tiny state machine, plus the CloudFormation stacks of the
 // environment whose outputs name them (read back by lib/aws/environment.ts, as after `cdk deploy`).
+// `useDeployedEnvironment()` is the one set-up and tear-down of every test file that needs it.
 import { CreateWorkGroupCommand } from "@aws-sdk/client-athena";
 import { CreateStackCommand } from "@aws-sdk/client-cloudformation";
 import { PutMetricAlarmCommand, SetAlarmStateCommand } from "@aws-sdk/client-cloudwatch";
@@ -9,12 +10,31 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateStateMachineCommand } from "@aws-sdk/client-sfn";
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { AwsClients } from "../../lib/aws/clients";
+import { resolveEnvironment, type DeployedEnvironment } from "../../lib/aws/environment";
 import { STEP } from "../../lib/core/pipeline-steps";
-import { STACK_OUTPUTS, stackName, stackNames, type StackOutputs } from "../../lib/core/stack-outputs";
-import type { MotoServer } from "./moto-server";
+import { STACK_OUTPUTS, stackName, stackNames, type DeployedFunction, type StackOutputs } from "../../lib/core/stack-outputs";
+import { MOTO_ENV, startMoto, type MotoServer } from "./moto-server";
 
 export const ENV_NAME = "dev";
 export const ACCOUNT = "123456789012";
+
+/**
+ * The extractor Lambdas as the ingestion stack's LambdaFunctions output lists them (roles and
+ * memory as lib/stacks/ingestion-stack.ts configures them; names as CloudFormation would generate).
+ */
+export const FUNCTIONS: DeployedFunction[] = [
+  ["BulkKickOff", 256],
+  ["PollBulkStatus", 256],
+  ["FanOut", 512],
+  ["CheckDrained", 512],
+  ["PublishMetrics", 1024],
+  ["DownloadFile", 2048],
+  ["SearchWorker", 1024],
+].map(([role, memoryMb]) => ({
+  role: String(role),
+  name: `fhir-lakehouse-${ENV_NAME}-ingestion-${role}Function-A1B2C3`,
+  memoryMb: Number(memoryMb),
+}));
 
 export interface Fixture {
   clients: AwsClients;
@@ -152,6 +172,7 @@ export async function createDeployedEnvironment(moto: MotoServer): Promise<Fixtu
     SearchQueueUrl: queues.search,
     SearchDeadLetterQueueUrl: queues.searchDlq,
     EpicPrivateKeySecretArn: placeholder("secretsmanager"),
+    LambdaFunctions: JSON.stringify(FUNCTIONS),
     EmrApplicationId: app.applicationId!,
     EmrJobRoleArn: `arn:aws:iam::${ACCOUNT}:role/spark-job`,
     StateMachineArn: sm.stateMachineArn!,
@@ -191,4 +212,45 @@ export async function outputsFileContent(clients: AwsClients): Promise<Record<st
     out[name] = Object.fromEntries((d.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey!, o.OutputValue!]));
   }
   return out;
+}
+
+export interface DeployedEnvHarness {
+  moto: MotoServer;
+  fx: Fixture;
+  /** The test's own clients (stand-ins added by `prepare` apply to these only). */
+  clients: AwsClients;
+  /** The environment as `--env dev` resolves it from the stacks' outputs. */
+  env: DeployedEnvironment;
+}
+
+/**
+ * Registers the test file's beforeAll/afterAll: the AWS test credentials in process.env, moto on
+ * 127.0.0.1 with the deployed environment, the test's clients (`prepare` may add in-process
+ * stand-ins to them, for the calls moto cannot answer) and the resolved environment; then stops
+ * and restores everything. The returned object is filled in by beforeAll.
+ */
+export function useDeployedEnvironment(prepare?: (clients: AwsClients) => void): DeployedEnvHarness {
+  const h = {} as DeployedEnvHarness;
+  const saved: Record<string, string | undefined> = {};
+  beforeAll(async () => {
+    for (const [k, v] of Object.entries(MOTO_ENV)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+    h.moto = await startMoto();
+    h.fx = await createDeployedEnvironment(h.moto);
+    h.clients = new AwsClients({ region: "us-east-1", endpoint: h.moto.endpoint });
+    prepare?.(h.clients);
+    h.env = await resolveEnvironment({ envName: ENV_NAME, clients: h.clients });
+  });
+  afterAll(async () => {
+    h.clients?.destroy();
+    h.fx?.clients.destroy();
+    await h.moto?.stop();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  return h;
 }

@@ -7,19 +7,12 @@
 import type { GetQueryResultsCommandOutput } from "@aws-sdk/client-athena";
 import { CreateNamedQueryCommand } from "@aws-sdk/client-athena";
 import { queryInAws, runAthenaQuery, renderQueryResult } from "../../lib/aws/athena-query";
-import { AwsClients } from "../../lib/aws/clients";
+import type { AwsClients } from "../../lib/aws/clients";
 import { ATHENA_BYTES_PER_MB, athenaQueryCost } from "../../lib/aws/cost";
-import { resolveEnvironment, type DeployedEnvironment } from "../../lib/aws/environment";
 import { emulatorEnv, runCli } from "./cli-process";
-import { ENV_NAME, createDeployedEnvironment, type Fixture } from "./deployed-env-fixture";
-import { MOTO_ENV, startMoto, type MotoServer } from "./moto-server";
+import { ENV_NAME, useDeployedEnvironment } from "./deployed-env-fixture";
 
-let moto: MotoServer;
-let fx: Fixture;
-let clients: AwsClients;
-let env: DeployedEnvironment;
 const pageCalls: { maxResults?: number; nextToken?: string }[] = [];
-const saved: Record<string, string | undefined> = {};
 
 /** The SDK-side pager standing in for Athena's paging, which moto lacks (see the file comment). */
 function athenaPagingMiddleware(client: AwsClients["athena"]): void {
@@ -53,7 +46,7 @@ async function seedResult(n: number): Promise<void> {
       i % 7 === 0 ? {} : { VarCharValue: String(60 + (i % 40)) },
     ],
   }));
-  await moto.api("/moto-api/static/athena/query-results", {
+  await h.moto.api("/moto-api/static/athena/query-results", {
     region: "us-east-1",
     results: [
       {
@@ -75,33 +68,13 @@ async function seedResult(n: number): Promise<void> {
   });
 }
 
-beforeAll(async () => {
-  for (const [k, v] of Object.entries(MOTO_ENV)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
-  moto = await startMoto();
-  fx = await createDeployedEnvironment(moto);
-  clients = new AwsClients({ region: "us-east-1", endpoint: moto.endpoint });
-  athenaPagingMiddleware(clients.athena);
-  env = await resolveEnvironment({ envName: ENV_NAME, clients });
-});
-
-afterAll(async () => {
-  clients?.destroy();
-  fx?.clients.destroy();
-  await moto?.stop();
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-});
+const h = useDeployedEnvironment((clients) => athenaPagingMiddleware(clients.athena));
 
 describe("query --env", () => {
   it("pages through a multi-page result and reports bytes scanned and cost", async () => {
     await seedResult(2345);
     pageCalls.length = 0;
-    const result = await runAthenaQuery(clients, env, {
+    const result = await runAthenaQuery(h.clients, h.env, {
       sql: "SELECT patient_id, code, value FROM gold.latest_observation",
       pageSize: 1000,
       pollIntervalMs: 50,
@@ -125,27 +98,27 @@ describe("query --env", () => {
 
   it("stops reading at --max-rows", async () => {
     await seedResult(2500);
-    const result = await runAthenaQuery(clients, env, { sql: "SELECT 1", pageSize: 500, maxRows: 700, pollIntervalMs: 50 });
+    const result = await runAthenaQuery(h.clients, h.env, { sql: "SELECT 1", pageSize: 500, maxRows: 700, pollIntervalMs: 50 });
     expect(result.rows).toHaveLength(700);
     expect(result.truncated).toBe(true);
     expect(result.pages).toBe(2);
   });
 
   it("runs a named query of the workgroup by its name", async () => {
-    await clients.athena.send(
+    await h.clients.athena.send(
       new CreateNamedQueryCommand({
         Name: "condition_prevalence",
         Database: "gold",
         QueryString: "SELECT code, patients FROM condition_prevalence",
-        WorkGroup: env.workgroup,
+        WorkGroup: h.env.workgroup,
       }),
     );
     await seedResult(3);
-    const result = await runAthenaQuery(clients, env, { named: "condition_prevalence", pollIntervalMs: 50 });
+    const result = await runAthenaQuery(h.clients, h.env, { named: "condition_prevalence", pollIntervalMs: 50 });
     expect(result.query).toBe("SELECT code, patients FROM condition_prevalence");
     expect(result.database).toBe("gold");
     expect(result.rows).toHaveLength(3);
-    await expect(runAthenaQuery(clients, env, { named: "no_such_query" })).rejects.toThrow(
+    await expect(runAthenaQuery(h.clients, h.env, { named: "no_such_query" })).rejects.toThrow(
       'no named query "no_such_query" in workgroup fhir-lakehouse-dev-analysts (known: condition_prevalence)',
     );
   });
@@ -158,7 +131,7 @@ describe("query --env", () => {
       sql: "SELECT patient_id, code, value FROM latest_observation",
       json: true,
       pollIntervalMs: 50,
-      clients,
+      clients: h.clients,
       out: { write: (s: string) => out.push(s) } as unknown as NodeJS.WritableStream,
     });
     const printed = JSON.parse(out.join(""));
@@ -176,7 +149,7 @@ describe("query --env", () => {
     await seedResult(3);
     const table = await runCli(
       ["query", "--env", ENV_NAME, "SELECT patient_id, code, value FROM latest_observation"],
-      emulatorEnv(moto.endpoint),
+      emulatorEnv(h.moto.endpoint),
     );
     expect(table.stderr).toBe("");
     expect(table.code).toBe(0);
@@ -186,13 +159,13 @@ describe("query --env", () => {
     expect(lines[lines.length - 1]).toMatch(/^3 rows in 1 page; scanned 0 bytes \(billed 10\.0 MB\), cost \$0\.0000477 \[query \S+\]$/);
 
     await seedResult(2);
-    const json = await runCli(["query", "--env", ENV_NAME, "--named", "condition_prevalence", "--json"], emulatorEnv(moto.endpoint));
+    const json = await runCli(["query", "--env", ENV_NAME, "--named", "condition_prevalence", "--json"], emulatorEnv(h.moto.endpoint));
     expect(json.code).toBe(0);
     const printed = JSON.parse(json.stdout);
     expect(printed.query).toBe("SELECT code, patients FROM condition_prevalence");
     expect(printed.rows).toHaveLength(2);
 
-    const list = await runCli(["query", "--env", ENV_NAME, "--list"], emulatorEnv(moto.endpoint));
+    const list = await runCli(["query", "--env", ENV_NAME, "--list"], emulatorEnv(h.moto.endpoint));
     expect(list.code).toBe(0);
     expect(list.stdout).toBe("condition_prevalence\n");
   });

@@ -8,47 +8,27 @@ import * as path from "node:path";
 import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
 import { resolveEnvironment } from "../../lib/aws/environment";
 import { s3LakeObjects } from "../../lib/aws/lake-objects";
-import { runInAws } from "../../lib/aws/run";
+import { followExecution } from "../../lib/aws/execution-follower";
+import { newRunId, runInAws, startRun } from "../../lib/aws/run";
 import { COST_METRICS, COST_STEP } from "../../lib/aws/run-cost";
 import { readRunMetrics } from "../../lib/aws/run-metrics";
 import { MetricsCollector } from "../../lib/core/metrics";
 import { STEP } from "../../lib/core/pipeline-steps";
 import { QuietProgressRenderer } from "../../lib/core/progress";
 import { emulatorEnv, runCli } from "./cli-process";
-import { ENV_NAME, createDeployedEnvironment, outputsFileContent, type Fixture } from "./deployed-env-fixture";
-import { MOTO_ENV, startMoto, type MotoServer } from "./moto-server";
+import { ENV_NAME, outputsFileContent, useDeployedEnvironment } from "./deployed-env-fixture";
 
-let moto: MotoServer;
-let fx: Fixture;
-const saved: Record<string, string | undefined> = {};
-
-beforeAll(async () => {
-  for (const [k, v] of Object.entries(MOTO_ENV)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
-  moto = await startMoto();
-  fx = await createDeployedEnvironment(moto);
-});
-
-afterAll(async () => {
-  fx?.clients.destroy();
-  await moto?.stop();
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-});
+const h = useDeployedEnvironment();
 
 describe("run --env", () => {
   it("resolves the environment from the stacks' outputs", async () => {
-    const env = await resolveEnvironment({ envName: ENV_NAME, clients: fx.clients });
-    expect(env.stateMachineArn).toBe(fx.stateMachineArn);
-    expect(env.emrApplicationId).toBe(fx.applicationId);
-    expect(env.workgroup).toBe(fx.workgroup);
-    expect(env.queueUrls.download).toBe(fx.downloadQueueUrl);
+    const env = await resolveEnvironment({ envName: ENV_NAME, clients: h.fx.clients });
+    expect(env.stateMachineArn).toBe(h.fx.stateMachineArn);
+    expect(env.emrApplicationId).toBe(h.fx.applicationId);
+    expect(env.workgroup).toBe(h.fx.workgroup);
+    expect(env.queueUrls.download).toBe(h.fx.downloadQueueUrl);
     expect(env.goldDatabase).toBe("fhir_gold_dev");
-    expect(env.lake.bronze).toBe(`s3://${fx.buckets.bronze}/bronze`);
+    expect(env.lake.bronze).toBe(`s3://${h.fx.buckets.bronze}/bronze`);
     expect(env.source).toBe("cloudformation");
   });
 
@@ -57,7 +37,7 @@ describe("run --env", () => {
     const out: string[] = [];
     const result = await runInAws({
       envName: ENV_NAME,
-      clients: fx.clients,
+      clients: h.fx.clients,
       sink,
       json: true,
       pollIntervalMs: 250,
@@ -81,7 +61,7 @@ describe("run --env", () => {
     expect(sink.events[sink.events.length - 1]).toMatchObject({ kind: "run", status: "succeeded", runId: result.runId });
 
     // The cost was recorded in the metrics contract, in the metrics bucket.
-    const rows = await readRunMetrics(s3LakeObjects(fx.clients), `s3://${fx.buckets.metrics}`, result.runId);
+    const rows = await readRunMetrics(s3LakeObjects(h.fx.clients), `s3://${h.fx.buckets.metrics}`, result.runId);
     const costRows = rows.filter((r) => r.step === COST_STEP);
     expect(
       costRows
@@ -90,35 +70,90 @@ describe("run --env", () => {
         .sort(),
     ).toEqual(["gold", "silver"]);
     expect(costRows.find((r) => r.name === COST_METRICS.stateTransitions)!.value).toBe(6);
-    expect(costRows.find((r) => r.name === COST_METRICS.costUsd && r.attributes.component === "total")!.unit).toBe("USD");
+    // Nobody (no PublishMetrics in this machine) had recorded any part: run --env recorded them all.
+    expect(
+      costRows
+        .filter((r) => r.name === COST_METRICS.costUsd)
+        .map((r) => [r.attributes.component, r.unit])
+        .sort(),
+    ).toEqual([
+      ["athena", "USD"],
+      ["emr", "USD"],
+      ["lambda", "USD"],
+      ["stepfunctions", "USD"],
+    ]);
 
     const summary = JSON.parse(out.join(""));
     expect(summary).toMatchObject({ runId: result.runId, status: "SUCCEEDED" });
   });
 
+  it("shows each Spark job's stage summary from the metrics it writes to the lake", async () => {
+    // What the silver job's metrics collector writes before the job ends (moto's jobs end at once,
+    // so it is written first here): two stages, and the step's records.
+    const runId = newRunId();
+    const c = new MetricsCollector({
+      runId,
+      step: "silver",
+      lakeRoot: `s3://${h.fx.buckets.metrics}`,
+      writer: s3LakeObjects(h.clients).write,
+    });
+    const stage = (id: number, tasks: number, inputBytes: number, shuffle: number) => {
+      const attrs = { stage_id: id, attempt_id: 0, stage_name: `stage ${id}`, status: "COMPLETE", num_tasks: tasks };
+      c.record("spark.stage.duration", "RUNTIME", 3.5, "s", attrs);
+      c.record("spark.stage.input_bytes", "BYTES", inputBytes, "bytes", attrs);
+      c.record("spark.stage.shuffle_read_bytes", "SHUFFLE", shuffle, "bytes", attrs);
+    };
+    stage(0, 8, 3 * 1024 ** 2, 0);
+    stage(1, 4, 0, 512 * 1024);
+    c.recordStep({ records: 1180, seconds: 12 });
+    await c.flush();
+
+    const { executionArn } = await startRun(h.clients, h.env, {}, runId);
+    const sink = new QuietProgressRenderer();
+    const follow = await followExecution({
+      clients: h.clients,
+      executionArn,
+      sink,
+      pollIntervalMs: 250,
+      sparkMetrics: { objects: s3LakeObjects(h.clients), lakeRoot: `s3://${h.fx.buckets.metrics}` },
+    });
+    const silver = follow.jobs.find((j) => j.step === "silver")!;
+    expect(silver.stages).toMatchObject({ stages: 2, tasks: 12, inputBytes: 3 * 1024 ** 2, shuffleBytes: 512 * 1024, records: 1180 });
+    expect(sink.events).toContainEqual({
+      kind: "job",
+      name: "silver",
+      id: silver.usage.jobRunId,
+      state: "SUCCESS",
+      completedTasks: 12,
+      detail: "2 stages (12 tasks), read 3.0 MB, shuffled 512.0 KB, 1180 records",
+    });
+    // The gold job wrote no metrics: its job states are all there is.
+    expect(follow.jobs.find((j) => j.step === "gold")!.stages).toBeUndefined();
+  });
+
   it("runs from the command line, and --detach prints the execution and returns", async () => {
-    const followed = await runCli(["run", "--env", ENV_NAME, "--json", "--poll", "0.25"], emulatorEnv(moto.endpoint));
+    const followed = await runCli(["run", "--env", ENV_NAME, "--json", "--poll", "0.25"], emulatorEnv(h.moto.endpoint));
     expect(followed.stderr).toBe("");
     expect(followed.code).toBe(0);
     const summary = JSON.parse(followed.stdout);
     expect(summary.status).toBe("SUCCEEDED");
     expect(summary.jobs).toHaveLength(2);
 
-    const detached = await runCli(["run", "--env", ENV_NAME, "--detach"], emulatorEnv(moto.endpoint));
+    const detached = await runCli(["run", "--env", ENV_NAME, "--detach"], emulatorEnv(h.moto.endpoint));
     expect(detached.code).toBe(0);
     const arn = detached.stdout.trim();
     expect(arn).toMatch(/^arn:aws:states:us-east-1:\d+:execution:.+:run-\d{8}T\d{9}Z-\d{3}-[0-9a-f]{6}$/);
-    const described = await fx.clients.stepFunctions.send(new DescribeExecutionCommand({ executionArn: arn }));
-    expect(described.stateMachineArn).toBe(fx.stateMachineArn);
+    const described = await h.fx.clients.stepFunctions.send(new DescribeExecutionCommand({ executionArn: arn }));
+    expect(described.stateMachineArn).toBe(h.fx.stateMachineArn);
   });
 
   it("reads the environment from a `cdk deploy --outputs-file` file too", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "outputs-"));
     try {
       const file = path.join(dir, "cdk-outputs.json");
-      fs.writeFileSync(file, JSON.stringify(await outputsFileContent(fx.clients)));
-      const env = await resolveEnvironment({ envName: ENV_NAME, outputsFile: file, clients: fx.clients });
-      expect(env.stateMachineArn).toBe(fx.stateMachineArn);
+      fs.writeFileSync(file, JSON.stringify(await outputsFileContent(h.fx.clients)));
+      const env = await resolveEnvironment({ envName: ENV_NAME, outputsFile: file, clients: h.fx.clients });
+      expect(env.stateMachineArn).toBe(h.fx.stateMachineArn);
       expect(env.source).toBe(file);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -130,7 +165,7 @@ describe("status --env", () => {
   it("lists the runs with outcome, duration, records per layer and cost, and the alarms firing", async () => {
     const run = await runInAws({
       envName: ENV_NAME,
-      clients: fx.clients,
+      clients: h.fx.clients,
       sink: new QuietProgressRenderer(),
       pollIntervalMs: 250,
       out: { write: () => true } as unknown as NodeJS.WritableStream,
@@ -144,14 +179,14 @@ describe("status --env", () => {
       const c = new MetricsCollector({
         runId: run.runId,
         step,
-        lakeRoot: `s3://${fx.buckets.metrics}`,
-        writer: s3LakeObjects(fx.clients).write,
+        lakeRoot: `s3://${h.fx.buckets.metrics}`,
+        writer: s3LakeObjects(h.fx.clients).write,
       });
       c.recordStep({ records, seconds: 10 });
       await c.flush();
     }
 
-    const listed = await runCli(["status", "--env", ENV_NAME, "--json"], emulatorEnv(moto.endpoint));
+    const listed = await runCli(["status", "--env", ENV_NAME, "--json"], emulatorEnv(h.moto.endpoint));
     expect(listed.stderr).toBe("");
     expect(listed.code).toBe(0);
     const report = JSON.parse(listed.stdout);
@@ -161,7 +196,7 @@ describe("status --env", () => {
     expect(typeof mine.costUsd).toBe("number");
     expect(report.alarms.map((a: { name: string }) => a.name)).toEqual(["fhir-lakehouse-dev-dlq-not-empty"]);
 
-    const detail = await runCli(["status", "--env", ENV_NAME, "--run", run.runId], emulatorEnv(moto.endpoint));
+    const detail = await runCli(["status", "--env", ENV_NAME, "--run", run.runId], emulatorEnv(h.moto.endpoint));
     expect(detail.code).toBe(0);
     expect(detail.stdout).toContain(`run ${run.runId}: SUCCEEDED`);
     expect(detail.stdout).toMatch(/spark silver: EMR Serverless job run \S+/);
