@@ -374,9 +374,12 @@ def test_new_threshold_recomputes_prevalence(lake: Lake) -> None:
 
 def test_run_without_changed_patients_rewrites_nothing(lake: Lake) -> None:
     report = lake.reports["run-4"]
-    for name in ("latest_observation", "active_medications", "observation_daily_stats"):
+    # Silver did not change since run-3: every table that does not depend on the reference date
+    # is left as it is, without reading silver.
+    for name in ("latest_observation", "active_medications", "encounter_monthly", "observation_daily_stats"):  # fmt: skip
         entry = next(t for t in report.tables if t.table == name)
-        assert (entry.mode, entry.groups_recomputed, entry.snapshot_id) == ("incremental", 0, None)
+        assert (entry.mode, entry.groups_recomputed, entry.snapshot_id) == ("unchanged", 0, None)
+        assert entry.spark_jobs == 0
         assert lake.states["run-4"][name] == lake.states["run-3"][name]
 
 

@@ -15,15 +15,16 @@ setting) the table is recomputed in full: slower, never wrong.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fhir_lakehouse import iceberg_metadata as meta
-from fhir_lakehouse.gold_tables import GoldTable, patient_column
+from fhir_lakehouse.gold_tables import SILVER_INPUTS, GoldTable
 from fhir_lakehouse.lake_contract import CONTRACT
 
 SILVER_NS = f"lake.{CONTRACT['silver']['namespace']}"
@@ -77,18 +78,44 @@ def changed_patients_between(
 ) -> DataFrame:
     """Patient keys appended to changed_patients after `since_snapshot`, up to `until_snapshot`.
 
-    A set difference rather than an incremental-append scan, so it also holds if silver ever
-    rewrites the table (e.g. retention of old runs).
+    When every snapshot in between only appended rows (or compacted files), an incremental append
+    scan reads just the files those snapshots added; otherwise (silver rewrote the table, e.g.
+    retention of old runs) a set difference of the two snapshots.
     """
-    if until_snapshot is None:
+    if until_snapshot is None or since_snapshot == until_snapshot:
         return spark.createDataFrame([], "patient_key string")
     table = CHANGED_PATIENTS_TABLE
-    now = meta.read_at(spark, table, until_snapshot).select("run_id", "patient_key")
-    if since_snapshot is not None:
-        # (run_id, key) pairs, so a key recorded again by a later run counts as changed again.
-        before = meta.read_at(spark, table, since_snapshot).select("run_id", "patient_key")
-        now = now.exceptAll(before)
+    if since_snapshot is not None and appends_only(
+        meta.ancestry(spark, table), since_snapshot, until_snapshot
+    ):
+        now = (
+            spark.read.option("start-snapshot-id", str(since_snapshot))
+            .option("end-snapshot-id", str(until_snapshot))
+            .table(table)
+        )
+    else:
+        now = meta.read_at(spark, table, until_snapshot).select("run_id", "patient_key")
+        if since_snapshot is not None:
+            # (run_id, key) pairs, so a key recorded again by a later run counts as changed again.
+            before = meta.read_at(spark, table, since_snapshot).select("run_id", "patient_key")
+            now = now.exceptAll(before)
     return now.select("patient_key").where(F.col("patient_key").isNotNull()).distinct()
+
+
+def appends_only(chain: list[meta.SnapshotInfo], since: int, until: int) -> bool:
+    """True when `until` descends from `since` through snapshots that only appended rows or
+    rewrote files (`replace`): the rows added in between are then exactly the appended files."""
+    seen_until = False
+    for snap in chain:
+        if snap.snapshot_id == until:
+            seen_until = True
+        if not seen_until:
+            continue
+        if snap.snapshot_id == since:
+            return True
+        if snap.operation not in ("append", "replace"):
+            return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -164,11 +191,14 @@ class PlanInput:
     # For affected_groups tables: whether each source's remembered silver snapshot still exists.
     old_snapshots_available: bool = True
     strategy: str | None = None  # overrides table.strategy (benchmarks compare the two)
+    # Every silver view the table reads is at the snapshot the watermark recorded (and nothing
+    # else the rows depend on, such as the reference date, moved).
+    inputs_unchanged: bool = False
 
 
 @dataclass(frozen=True)
 class Plan:
-    mode: Literal["full", "incremental"]
+    mode: Literal["full", "incremental", "unchanged"]
     reason: str
     strategy: str = field(default="full")
 
@@ -184,8 +214,6 @@ def plan_table(p: PlanInput) -> Plan:
         return full("full recompute requested")
     if p.table_created:
         return full("new table")
-    if strategy == "full":
-        return full("table is recomputed in full by design (cheaper than finding affected groups)")
     if p.watermark is None:
         return full("no watermark from an earlier gold run")
     if not p.watermark_valid:
@@ -193,6 +221,10 @@ def plan_table(p: PlanInput) -> Plan:
     for name in p.table.depends_on:
         if p.watermark.params.get(name) != p.params.get(name):
             return full(f"setting {name} changed")
+    if p.inputs_unchanged:
+        return Plan("unchanged", "silver inputs unchanged since the last gold run", "none")
+    if strategy == "full":
+        return full("table is recomputed in full by design (cheaper than finding affected groups)")
     if p.change_source == "silver" and p.watermark.changed_patients_snapshot is None:
         return full("no changed-patients watermark")
     if p.change_source == "none":
@@ -214,27 +246,54 @@ def null_safe_match(left: list[SparkColumn], right: list[SparkColumn]) -> SparkC
     return cond
 
 
-def changed_group_keys(
-    table: GoldTable,
-    old_sources: dict[str, DataFrame],
-    new_sources: dict[str, DataFrame],
-    patient_keys: DataFrame,
-) -> DataFrame:
-    """Group keys (table.group_key columns) of the changed patients' rows that differ between
-    the old and the new silver snapshot (rows added, removed or changed; unchanged rows of a
-    changed patient move no aggregate, so their groups are left alone)."""
-    pk = F.broadcast(patient_keys.select(F.col("patient_key").alias("_pk")))
-    frames = []
-    for view, key_exprs in table.sources.items():
-        col = patient_column(view)
-        old = old_sources[view].join(pk, F.col(col) == F.col("_pk"), "left_semi")
-        new = new_sources[view].join(pk, F.col(col) == F.col("_pk"), "left_semi")
-        diff = old.subtract(new).unionByName(new.subtract(old))
-        frames.append(diff.select(*[F.expr(key_exprs[k]).alias(k) for k in table.group_key]))
-    out = frames[0]
-    for other in frames[1:]:
-        out = out.unionByName(other)
-    return out.distinct()
+def changed_groups(
+    old_rows: list[tuple[Any, ...]], new_rows: list[tuple[Any, ...]], n_keys: int
+) -> set[tuple[Any, ...]]:
+    """Group keys of the rows that differ between two versions of the changed patients' rows.
+
+    Each row is (group key values..., row values...). A row added, removed or changed (a row's
+    old and new versions both count) moves its group; identical rows (as a multiset) move none.
+    """
+    before = Counter(r[n_keys:] for r in old_rows)
+    after = Counter(r[n_keys:] for r in new_rows)
+    moved = (before - after) + (after - before)
+    return {r[:n_keys] for r in old_rows + new_rows if r[n_keys:] in moved}
+
+
+def group_prune_predicate(
+    table: GoldTable, view: str, groups: list[tuple[Any, ...]]
+) -> SparkColumn | None:
+    """Literal predicates a scan can prune files with, implied by membership in `groups`.
+
+    A group key that is a plain column becomes `column IN (values)` (or NULL); a key that is the
+    day or month of a timestamp (table.group_ranges) becomes a range on that timestamp. The
+    exact (null-safe) group match is still applied afterwards; this only lets Iceberg skip files
+    and row groups (partitions by month, min/max statistics).
+    """
+    key_exprs = table.sources[view]
+    columns = set(SILVER_INPUTS[view])
+    preds: list[SparkColumn] = []
+    for i, key in enumerate(table.group_key):
+        values = {g[i] for g in groups}
+        expr = key_exprs[key]
+        if expr in columns:
+            known = sorted(v for v in values if v is not None)
+            pred = F.col(expr).isin(known) if known else F.lit(False)
+            preds.append(pred | F.col(expr).isNull() if None in values else pred)
+        elif key in table.group_ranges and None not in values:
+            column, unit = table.group_ranges[key]
+            lo, hi = min(values), max(values)
+            upper = F.date_add(F.lit(hi), 1) if unit == "day" else F.add_months(F.lit(hi), 1)
+            preds.append(
+                (F.col(column) >= F.lit(lo).cast("timestamp"))
+                & (F.col(column) < upper.cast("timestamp"))
+            )
+    if not preds:
+        return None
+    out = preds[0]
+    for p in preds[1:]:
+        out = out & p
+    return out
 
 
 def rows_of_groups(view: str, table: GoldTable, source: DataFrame, groups: DataFrame) -> DataFrame:

@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -87,6 +87,7 @@ class TableReport:
     added_records: int = 0
     deleted_records: int = 0
     snapshot_id: int | None = None
+    spark_jobs: int = 0
 
 
 @dataclass
@@ -103,6 +104,7 @@ class GoldRunReport:
 class SilverPin:
     snapshot_id: int | None
     frame: DataFrame
+    table: meta.LoadedTable | None = None
 
 
 def _project(df: DataFrame, columns: dict[str, str]) -> DataFrame:
@@ -113,15 +115,16 @@ def _project(df: DataFrame, columns: dict[str, str]) -> DataFrame:
     )
 
 
+def _empty(spark: SparkSession, view: str) -> DataFrame:
+    schema = ", ".join(f"{c} {t}" for c, t in SILVER_INPUTS[view].items())
+    return spark.createDataFrame([], schema)
+
+
 def _silver_at(spark: SparkSession, view: str, snapshot_id: int | None) -> DataFrame:
-    name = f"{SILVER_NS}.{view}"
-    cols = SILVER_INPUTS[view]
+    """A silver view as of a snapshot (None: a table never written), gold's columns only."""
     if snapshot_id is None:
-        if meta.table_exists(spark, name):
-            return _project(spark.table(name), cols)
-        schema = ", ".join(f"{c} {t}" for c, t in cols.items())
-        return spark.createDataFrame([], schema)
-    return _project(meta.read_at(spark, name, snapshot_id), cols)
+        return _empty(spark, view)
+    return _project(meta.read_at(spark, f"{SILVER_NS}.{view}", snapshot_id), SILVER_INPUTS[view])
 
 
 def pin_silver(spark: SparkSession) -> dict[str, SilverPin]:
@@ -129,17 +132,24 @@ def pin_silver(spark: SparkSession) -> dict[str, SilverPin]:
     pins = {}
     for view in SILVER_INPUTS:
         name = f"{SILVER_NS}.{view}"
-        snap = meta.current_snapshot_id(spark, name) if meta.table_exists(spark, name) else None
-        pins[view] = SilverPin(snap, _silver_at(spark, view, snap))
+        if not meta.table_exists(spark, name):
+            pins[view] = SilverPin(None, _empty(spark, view))
+            continue
+        loaded = meta.LoadedTable(spark, name)
+        snap = loaded.current_snapshot_id()
+        pins[view] = SilverPin(snap, _silver_at(spark, view, snap), loaded)
     return pins
 
 
-def ensure_gold_table(spark: SparkSession, table: GoldTable, location: str | None) -> bool:
+def ensure_gold_table(
+    spark: SparkSession, table: GoldTable, location: str | None
+) -> tuple[bool, meta.LoadedTable]:
     """Creates the table, or replaces it when its definition changed. True if (re)created."""
     name = f"{GOLD_NS}.{table.name}"
     if meta.table_exists(spark, name):
-        if meta.properties(spark, name).get("fhir.gold.definition") == table.fingerprint():
-            return False
+        loaded = meta.LoadedTable(spark, name)
+        if loaded.properties().get("fhir.gold.definition") == table.fingerprint():
+            return False, loaded
         log.info("gold table %s: definition changed, replacing it", table.name)
         ddl = create_table_sql(table, name).replace("CREATE TABLE", "CREATE OR REPLACE TABLE", 1)
     else:
@@ -148,7 +158,60 @@ def ensure_gold_table(spark: SparkSession, table: GoldTable, location: str | Non
     order = write_order_sql(table, name)
     if order:
         spark.sql(order)
-    return True
+    return True, meta.LoadedTable(spark, name)
+
+
+class ChangedRows:
+    """The changed patients' rows of each silver view, read once per run and shared by every
+    table that needs them.
+
+    One filtered scan per view and snapshot: the keys as a literal IN list, which Iceberg pushes
+    into file and row-group pruning (bloom filters on the patient key), or a broadcast semi join
+    when the list is long. The result is a small fraction of the view, so it is persisted (lazily:
+    the first table that reads it materializes it) and the other tables read it from memory.
+    """
+
+    def __init__(
+        self, spark: SparkSession, pins: dict[str, SilverPin], keys: list[str], limit: int
+    ) -> None:
+        self.spark = spark
+        self.pins = pins
+        self.keys = keys
+        self.in_list = len(keys) <= limit
+        self._frames: dict[tuple[str, int | None], DataFrame] = {}
+
+    def _filtered(self, view: str, frame: DataFrame) -> DataFrame:
+        col = F.col(patient_column(view))
+        if self.in_list:
+            out = frame.where(col.isin(self.keys))
+        else:
+            keys = self.spark.createDataFrame([(k,) for k in self.keys], "_pk string")
+            out = frame.join(F.broadcast(keys), col == F.col("_pk"), "left_semi")
+        # As many partitions as cores: the rows are few, and every later query on them runs one
+        # task per partition.
+        return out.coalesce(max(1, self.spark.sparkContext.defaultParallelism)).persist()
+
+    def new(self, view: str) -> DataFrame:
+        """The changed patients' rows of the view at the pinned (current) snapshot."""
+        pin = self.pins[view]
+        return self._get(view, pin.snapshot_id, pin.frame)
+
+    def old(self, view: str, snapshot_id: int | None) -> DataFrame:
+        """The changed patients' rows of the view as of an earlier snapshot (None: empty)."""
+        if snapshot_id == self.pins[view].snapshot_id:
+            return self.new(view)
+        return self._get(view, snapshot_id, _silver_at(self.spark, view, snapshot_id))
+
+    def _get(self, view: str, snapshot_id: int | None, frame: DataFrame) -> DataFrame:
+        key = (view, snapshot_id)
+        if key not in self._frames:
+            self._frames[key] = self._filtered(view, frame)
+        return self._frames[key]
+
+    def release(self) -> None:
+        for frame in self._frames.values():
+            frame.unpersist()
+        self._frames.clear()
 
 
 def _compute(
@@ -305,6 +368,12 @@ def _rows_with_new_age(
     )
 
 
+def _job_count(spark: SparkSession) -> int:
+    """Spark jobs started so far in this thread's job group (the step server sets one per request)."""
+    sc = spark.sparkContext
+    return len(sc.statusTracker().getJobIdsForGroup(sc.getLocalProperty("spark.jobGroup.id")) or [])
+
+
 def _explicit_keys(spark: SparkSession, changed: DataFrame | Sequence[str]) -> DataFrame:
     if isinstance(changed, DataFrame):
         return changed.select(F.col("patient_key").cast("string")).distinct()
@@ -330,17 +399,21 @@ def run_gold(
     gold_location: base URI for new gold tables (e.g. s3://bucket/gold); default the warehouse.
     `lake_root` locates the local catalog; the session passed in is already bound to it.
     metrics: per-table RUNTIME and row COUNTs go there (names gold.<table>.*), no PHI.
+
+    A table none of whose silver inputs changed since its watermark is left as it is (mode
+    `unchanged`); the changed patients' silver rows are read once and shared by all tables.
     """
     del lake_root  # the session carries the catalog; kept for the job's uniform signature
     settings = settings or GoldSettings()
-    params = settings.params()
     started = time.perf_counter()
     report = GoldRunReport(run_id=run_id)
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {GOLD_NS}")
 
     pins = pin_silver(spark)
-    silver_snapshots = {v: p.snapshot_id for v, p in pins.items()}
-    changed_pin: int | None = None
+    changed_table: meta.LoadedTable | None = None
+    if meta.table_exists(spark, inc.CHANGED_PATIENTS_TABLE):
+        changed_table = meta.LoadedTable(spark, inc.CHANGED_PATIENTS_TABLE)
+    changed_pin = changed_table.current_snapshot_id() if changed_table else None
     change_source: inc.ChangeSource = "none"
     explicit: DataFrame | None = None
     if changed_patients is None:
@@ -350,120 +423,67 @@ def run_gold(
             raise ValueError(
                 f"changed_patients must be 'silver', a list or a DataFrame, not {changed_patients!r}"
             )
-        if meta.table_exists(spark, inc.CHANGED_PATIENTS_TABLE):
-            changed_pin = meta.current_snapshot_id(spark, inc.CHANGED_PATIENTS_TABLE)
+        if changed_table is not None:
             change_source = "silver"
     else:
         explicit = _explicit_keys(spark, changed_patients)
         change_source = "explicit"
-    if changed_pin is None and meta.table_exists(spark, inc.CHANGED_PATIENTS_TABLE):
-        changed_pin = meta.current_snapshot_id(spark, inc.CHANGED_PATIENTS_TABLE)
 
-    # Changed patient keys per changed-patients watermark (tables usually share one).
-    keys_cache: dict[int | None, list[str]] = {}
+    # The changed patients and their silver rows, per changed-patients watermark (the tables
+    # of a run normally share one, so this is read once).
+    changed_cache: dict[int | None, ChangedRows] = {}
 
-    def changed_keys(wm: inc.Watermark) -> list[str]:
-        if explicit is not None:
-            since: int | None = -1
-        else:
-            since = wm.changed_patients_snapshot
-        if since not in keys_cache:
+    def changed_rows(wm: inc.Watermark) -> ChangedRows:
+        since = -1 if explicit is not None else wm.changed_patients_snapshot
+        if since not in changed_cache:
             df = (
                 explicit
                 if explicit is not None
                 else inc.changed_patients_between(spark, since, changed_pin)
             )
-            keys_cache[since] = sorted(r[0] for r in df.collect())
-        return keys_cache[since]
+            keys = sorted(r[0] for r in df.collect())
+            changed_cache[since] = ChangedRows(spark, pins, keys, settings.key_list_limit)
+        return changed_cache[since]
 
-    patient_total = meta.total_records(spark, f"{SILVER_NS}.patient", silver_snapshots["patient"])
+    patient_pin = pins["patient"]
+    patient_total = (
+        patient_pin.table.total_records(patient_pin.snapshot_id) if patient_pin.table else None
+    )
+    ctx = _RunContext(
+        pins=pins,
+        settings=settings,
+        run_id=run_id,
+        gold_location=gold_location,
+        requested_full=changed_patients is None,
+        change_source=change_source,
+        changed_rows=changed_rows,
+        patient_total=patient_total,
+        changed_pin=changed_pin,
+    )
     selected = [TABLES_BY_NAME[t] for t in tables] if tables else list(GOLD_TABLES)
-    for table in selected:
-        t0 = time.perf_counter()
-        name = f"{GOLD_NS}.{table.name}"
-        location = f"{gold_location.rstrip('/')}/{table.name}" if gold_location else None
-        created = ensure_gold_table(spark, table, location)
-        wm = inc.read_watermark(meta.properties(spark, name))
-        valid = wm is not None and inc.watermark_matches_table(wm, meta.ancestry(spark, name))
-        strategy = settings.strategies.get(table.name)
-        old_ok = True
-        if wm is not None and (strategy or table.strategy) == "affected_groups":
-            old_ok = all(
-                wm.silver_snapshots.get(v) is None
-                or meta.snapshot_exists(spark, f"{SILVER_NS}.{v}", int(wm.silver_snapshots[v]))  # type: ignore[arg-type]
-                for v in table.sources
-            )
-        plan = inc.plan_table(
-            inc.PlanInput(
-                table=table,
-                requested_full=changed_patients is None,
-                change_source=change_source,
-                table_created=created,
-                watermark=wm,
-                watermark_valid=valid,
-                params=params,
-                old_snapshots_available=old_ok,
-                strategy=strategy,
-            )
-        )
-        keys: list[str] = []
-        if plan.mode == "incremental":
-            assert wm is not None
-            keys = changed_keys(wm)
-            if inc.too_many_changed(len(keys), patient_total, settings.max_changed_fraction):
-                plan = inc.Plan(
-                    "full", f"{len(keys)} of {patient_total} patients changed: full is cheaper"
-                )
-        entry = TableReport(table=table.name, mode=plan.mode, reason=plan.reason, seconds=0.0)
-        if plan.mode == "full":
-            sources = {v: pins[v].frame for v in table.sources}
-            _compute(spark, table, sources, settings, run_id).writeTo(name).overwrite(F.lit(True))
-        else:
-            assert wm is not None
-            aged = None
-            if (
-                table is PATIENT_SUMMARY
-                and wm.params.get("reference_date") != params["reference_date"]
-            ):
-                aged = _rows_with_new_age(spark, name, pins["patient"].frame, settings, run_id)
-            entry.groups_recomputed = _incremental(
-                spark, table, plan.strategy, keys, pins, wm, settings, run_id, aged
-            )
-        snap = meta.ancestry(spark, name)
-        if snap and snap[0].snapshot_id != (wm.gold_snapshot if wm else None):
-            entry.snapshot_id = snap[0].snapshot_id
-            entry.added_records = int(snap[0].summary.get("added-records", 0))
-            entry.deleted_records = int(snap[0].summary.get("deleted-records", 0))
-        meta.set_properties(
-            spark,
-            name,
-            inc.watermark_properties(
-                run_id, snap[0].snapshot_id if snap else None, silver_snapshots, changed_pin, params
-            ),
-        )
-        if snap:
-            meta.set_tag(spark, name, inc.WATERMARK_TAG, snap[0].snapshot_id)
-        entry.seconds = round(time.perf_counter() - t0, 3)
-        log.info(
-            "gold table %s: %s (%s) in %.2fs, +%d/-%d rows",
-            table.name, entry.mode, entry.reason, entry.seconds, entry.added_records, entry.deleted_records,
-        )  # fmt: skip
-        report.tables.append(entry)
-        if metrics is not None:
-            attrs = {"table": table.name, "mode": entry.mode}
-            metrics.record(f"gold.{table.name}", "RUNTIME", entry.seconds, "s", attrs)
-            metrics.count(f"gold.{table.name}.rows_added", entry.added_records, attrs)
-            metrics.count(f"gold.{table.name}.rows_deleted", entry.deleted_records, attrs)
-            if entry.groups_recomputed is not None:
-                metrics.count(
-                    f"gold.{table.name}.groups_recomputed", entry.groups_recomputed, attrs
-                )
-    # Keep the silver snapshots this run read until the next run has diffed against them.
-    for view, snapshot_id in silver_snapshots.items():
-        if snapshot_id is not None:
-            meta.set_tag(spark, f"{SILVER_NS}.{view}", inc.WATERMARK_TAG, snapshot_id)
-    if changed_pin is not None:
-        meta.set_tag(spark, inc.CHANGED_PATIENTS_TABLE, inc.WATERMARK_TAG, changed_pin)
+    try:
+        for table in selected:
+            entry = _refresh_table(spark, table, ctx)
+            report.tables.append(entry)
+            if metrics is not None:
+                _record_metrics(metrics, entry)
+    finally:
+        for rows in changed_cache.values():
+            rows.release()
+    # Keep the silver snapshots this run read until the next run has diffed against them (only
+    # the views an affected-groups table reads: the others are never read at an old snapshot).
+    diffed_views = {
+        view
+        for t in GOLD_TABLES
+        if settings.strategies.get(t.name, t.strategy) == "affected_groups"
+        for view in t.sources
+    }
+    for view in sorted(diffed_views):
+        pin = pins[view]
+        if pin.table is not None and pin.snapshot_id is not None:
+            pin.table.set_tag(inc.WATERMARK_TAG, pin.snapshot_id)
+    if changed_table is not None and changed_pin is not None:
+        changed_table.set_tag(inc.WATERMARK_TAG, changed_pin)
     report.seconds = round(time.perf_counter() - started, 3)
     if metrics is not None:
         written = sum(t.added_records for t in report.tables)
@@ -471,57 +491,146 @@ def run_gold(
     return report
 
 
-def _incremental(
+def _record_metrics(metrics: MetricsCollector, entry: TableReport) -> None:
+    attrs = {"table": entry.table, "mode": entry.mode}
+    metrics.record(f"gold.{entry.table}", "RUNTIME", entry.seconds, "s", attrs)
+    metrics.count(f"gold.{entry.table}.rows_added", entry.added_records, attrs)
+    metrics.count(f"gold.{entry.table}.rows_deleted", entry.deleted_records, attrs)
+    metrics.count(f"gold.{entry.table}.spark_jobs", entry.spark_jobs, attrs)
+    if entry.groups_recomputed is not None:
+        metrics.count(f"gold.{entry.table}.groups_recomputed", entry.groups_recomputed, attrs)
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """What every table of one gold run shares."""
+
+    pins: dict[str, SilverPin]
+    settings: GoldSettings
+    run_id: str
+    gold_location: str | None
+    requested_full: bool
+    change_source: inc.ChangeSource
+    changed_rows: Callable[[inc.Watermark], ChangedRows]
+    patient_total: int | None
+    changed_pin: int | None
+
+
+def _refresh_table(spark: SparkSession, table: GoldTable, ctx: _RunContext) -> TableReport:
+    """Plans and runs one table's refresh, then records its watermark. Returns its report."""
+    pins, settings, run_id, gold_location = ctx.pins, ctx.settings, ctx.run_id, ctx.gold_location
+    t0 = time.perf_counter()
+    jobs0 = _job_count(spark)
+    params = settings.params()
+    name = f"{GOLD_NS}.{table.name}"
+    location = f"{gold_location.rstrip('/')}/{table.name}" if gold_location else None
+    created, target = ensure_gold_table(spark, table, location)
+    wm = inc.read_watermark(target.properties())
+    chain = target.ancestry()
+    valid = wm is not None and inc.watermark_matches_table(wm, chain)
+    strategy = settings.strategies.get(table.name)
+    old_ok = True
+    if wm is not None and (strategy or table.strategy) == "affected_groups":
+        old_ok = all(
+            wm.silver_snapshots.get(v) is None
+            or (pins[v].table is not None and pins[v].table.snapshot_exists(int(wm.silver_snapshots[v])))  # type: ignore[arg-type, union-attr]
+            for v in table.sources
+        )  # fmt: skip
+    ref_moved = (
+        wm is not None
+        and "{reference_date}" in table.sql
+        and wm.params.get("reference_date") != params["reference_date"]
+    )
+    inputs_unchanged = (
+        wm is not None
+        and not ref_moved
+        and all(wm.silver_snapshots.get(v) == pins[v].snapshot_id for v in table.sources)
+    )
+    plan = inc.plan_table(
+        inc.PlanInput(
+            table=table,
+            requested_full=ctx.requested_full,
+            change_source=ctx.change_source,
+            table_created=created,
+            watermark=wm,
+            watermark_valid=valid,
+            params=params,
+            old_snapshots_available=old_ok,
+            strategy=strategy,
+            inputs_unchanged=inputs_unchanged,
+        )
+    )
+    changed: ChangedRows | None = None
+    if plan.mode == "incremental":
+        assert wm is not None
+        changed = ctx.changed_rows(wm)
+        total = ctx.patient_total
+        if inc.too_many_changed(len(changed.keys), total, settings.max_changed_fraction):
+            plan = inc.Plan(
+                "full", f"{len(changed.keys)} of {total} patients changed: full is cheaper"
+            )
+    entry = TableReport(table=table.name, mode=plan.mode, reason=plan.reason, seconds=0.0)
+    if plan.mode == "full":
+        sources = {v: pins[v].frame for v in table.sources}
+        _compute(spark, table, sources, settings, run_id).writeTo(name).overwrite(F.lit(True))
+    elif plan.mode == "incremental":
+        assert wm is not None and changed is not None
+        aged = None
+        if table is PATIENT_SUMMARY and ref_moved:
+            aged = _rows_with_new_age(spark, name, pins["patient"].frame, settings, run_id)
+        if plan.strategy == "per_patient":
+            entry.groups_recomputed = _refresh_patients(
+                spark, table, changed, settings, run_id, aged
+            )
+        else:
+            entry.groups_recomputed = _refresh_groups(spark, table, changed, wm, settings, run_id)
+    else:
+        entry.groups_recomputed = 0
+    if plan.mode != "unchanged":
+        target.refresh()
+        chain = target.ancestry()
+    head = chain[0].snapshot_id if chain else None
+    if chain and head != (wm.gold_snapshot if wm else None):
+        entry.snapshot_id = head
+        entry.added_records = int(chain[0].summary.get("added-records", 0))
+        entry.deleted_records = int(chain[0].summary.get("deleted-records", 0))
+    silver_snapshots = {v: p.snapshot_id for v, p in pins.items()}
+    props = inc.watermark_properties(run_id, head, silver_snapshots, ctx.changed_pin, params)
+    current = target.properties()
+    if any(current.get(k) != v for k, v in props.items()) or head is not None:
+        target.set_properties(props, (inc.WATERMARK_TAG, head) if head is not None else None)
+    entry.seconds = round(time.perf_counter() - t0, 3)
+    entry.spark_jobs = _job_count(spark) - jobs0
+    log.info(
+        "gold table %s: %s (%s) in %.2fs, %d Spark jobs, +%d/-%d rows",
+        table.name, entry.mode, entry.reason, entry.seconds, entry.spark_jobs,
+        entry.added_records, entry.deleted_records,
+    )  # fmt: skip
+    return entry
+
+
+def _refresh_patients(
     spark: SparkSession,
     table: GoldTable,
-    strategy: str,
-    key_list: list[str],
-    pins: dict[str, SilverPin],
-    wm: inc.Watermark,
+    changed: ChangedRows,
     settings: GoldSettings,
     run_id: str,
     extra_upserts: DataFrame | None = None,
 ) -> int:
-    """Recomputes the groups the changed patients touch and MERGEs them. Returns the group count.
+    """Recomputes the changed patients' rows of a per-patient table and MERGEs what differs.
 
     `extra_upserts`: further rows to write over their current versions in the same MERGE
-    (patient_summary's new ages); rows of the recomputed groups take precedence.
+    (patient_summary's new ages); rows of the recomputed patients take precedence.
+    Returns the number of patients recomputed.
     """
-    if not key_list and extra_upserts is None:
+    keys = changed.keys
+    if not keys and extra_upserts is None:
         return 0
-    small = len(key_list) <= settings.key_list_limit
-    keys_df = spark.createDataFrame([(k,) for k in key_list], "patient_key string")
-    if strategy == "per_patient":
-        groups = keys_df
-        sources = {}
-        for view in table.sources:
-            frame = pins[view].frame
-            col = F.col(patient_column(view))
-            sources[view] = (
-                frame.where(col.isin(key_list))
-                if small
-                else frame.join(F.broadcast(keys_df.withColumnRenamed("patient_key", "_pk")), col == F.col("_pk"), "left_semi")
-            )  # fmt: skip
-        n_groups = len(key_list)
-    else:
-        new_frames = {v: pins[v].frame for v in table.sources}
-        old_frames = {
-            v: _silver_at_or_empty(spark, v, wm.silver_snapshots.get(v)) for v in table.sources
-        }
-        if small:  # prune the scans of both snapshots to the changed patients' files
-            for frames in (new_frames, old_frames):
-                for v in frames:
-                    frames[v] = frames[v].where(F.col(patient_column(v)).isin(key_list))
-        affected = inc.changed_group_keys(table, old_frames, new_frames, keys_df)
-        rows = affected.collect()
-        if not rows:
-            return 0
-        groups = spark.createDataFrame([tuple(r) for r in rows], affected.schema)
-        sources = {v: inc.rows_of_groups(v, table, pins[v].frame, groups) for v in table.sources}
-        n_groups = len(rows)
+    sources = {v: changed.new(v) for v in table.sources}
     new_rows = _compute(spark, table, sources, settings, run_id)
-    in_list = key_list if (small and strategy == "per_patient") else None
-    if extra_upserts is None and n_groups <= settings.local_merge_groups:
+    in_list = keys if changed.in_list else None
+    groups = spark.createDataFrame([(k,) for k in keys], "patient_key string")
+    if extra_upserts is None and len(keys) <= settings.local_merge_groups:
         _merge_rows(
             spark,
             table,
@@ -531,26 +640,87 @@ def _incremental(
             in_list,
         )
     else:
-        new_rows = new_rows.persist()
-        try:
-            _merge_frames(
-                spark,
-                table,
-                new_rows,
-                groups,
-                in_list if extra_upserts is None else None,
-                extra_upserts,
-            )
-        finally:
-            new_rows.unpersist()
-    return n_groups
+        _merge_large(spark, table, new_rows, groups, in_list, extra_upserts)
+    return len(keys)
 
 
-def _silver_at_or_empty(spark: SparkSession, view: str, snapshot_id: int | None) -> DataFrame:
-    if snapshot_id is None:
-        schema = ", ".join(f"{c} {t}" for c, t in SILVER_INPUTS[view].items())
-        return spark.createDataFrame([], schema)
-    return _silver_at(spark, view, snapshot_id)
+def _refresh_groups(
+    spark: SparkSession,
+    table: GoldTable,
+    changed: ChangedRows,
+    wm: inc.Watermark,
+    settings: GoldSettings,
+    run_id: str,
+) -> int:
+    """Recomputes the groups (months, codes, code-days) whose rows changed and MERGEs them.
+
+    The changed patients' rows at the watermark's silver snapshot and now are compared in the
+    driver (both are small and shared with the other tables): only groups of rows added, removed
+    or changed move. Their rows are then read from silver with literal predicates (code IN,
+    time ranges) that prune files before the exact group match. Returns the group count.
+    """
+    if not changed.keys:
+        return 0
+    groups: set[tuple[Any, ...]] = set()
+    key_schema: StructType | None = None
+    for view, key_exprs in table.sources.items():
+        n = len(table.group_key)
+        select = [F.expr(key_exprs[k]).alias(k) for k in table.group_key] + [
+            F.col(c) for c in SILVER_INPUTS[view]
+        ]
+        new = changed.new(view).select(*select)
+        old = changed.old(view, wm.silver_snapshots.get(view)).select(*select)
+        key_schema = StructType(new.schema.fields[:n])
+        groups |= inc.changed_groups(
+            [tuple(r) for r in old.collect()], [tuple(r) for r in new.collect()], n
+        )
+    if not groups:
+        return 0
+    assert key_schema is not None
+    group_list = sorted(groups, key=lambda g: tuple("" if v is None else str(v) for v in g))
+    groups_df = spark.createDataFrame(group_list, key_schema)
+    sources = {}
+    for view in table.sources:
+        frame = changed.pins[view].frame
+        prune = inc.group_prune_predicate(table, view, group_list)
+        if prune is not None:
+            frame = frame.where(prune)
+        sources[view] = inc.rows_of_groups(view, table, frame, groups_df)
+    new_rows = _compute(spark, table, sources, settings, run_id)
+    if len(group_list) <= settings.local_merge_groups:
+        _merge_rows(
+            spark,
+            table,
+            new_rows.schema,
+            new_rows.collect(),
+            _current_rows(spark, table, groups_df, None).collect(),
+            None,
+        )
+    else:
+        _merge_large(spark, table, new_rows, groups_df, None, None)
+    return len(group_list)
+
+
+def _merge_large(
+    spark: SparkSession,
+    table: GoldTable,
+    new_rows: DataFrame,
+    groups: DataFrame,
+    in_list: list[str] | None,
+    extra_upserts: DataFrame | None,
+) -> None:
+    new_rows = new_rows.persist()
+    try:
+        _merge_frames(
+            spark,
+            table,
+            new_rows,
+            groups,
+            in_list if extra_upserts is None else None,
+            extra_upserts,
+        )
+    finally:
+        new_rows.unpersist()
 
 
 # ---------------------------------------------------------------------------------------------

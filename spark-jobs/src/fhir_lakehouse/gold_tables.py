@@ -52,6 +52,9 @@ class GoldTable:
     properties: dict[str, str] = field(default_factory=dict)
     # Run settings the rows depend on; when one changes, the table is recomputed in full.
     depends_on: tuple[str, ...] = ()
+    # Group keys that are the day or month of a silver timestamp: (timestamp column, unit), so
+    # the rows of a set of groups can be selected with a range Iceberg prunes files with.
+    group_ranges: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:
@@ -367,6 +370,7 @@ ENCOUNTER_MONTHLY = GoldTable(
     row_key=("month", "class_code", "type_system", "type_code"),
     group_key=("month",),
     sources={"encounter": {"month": "CAST(date_trunc('MONTH', period_start) AS DATE)"}},
+    group_ranges={"month": ("period_start", "month")},
     sql=f"""
 SELECT CAST(date_trunc('MONTH', period_start) AS DATE) AS month, class_code, type_system, type_code,
        max(type_display) AS type_display, count(*) AS encounter_count,
@@ -465,6 +469,7 @@ OBSERVATION_DAILY_STATS = GoldTable(
             "day": "CAST(effective_at AS DATE)",
         }
     },
+    group_ranges={"day": ("effective_at", "day")},
     sql=f"""
 SELECT code_system, code, max(code_display) AS code_display, value_unit,
        CAST(effective_at AS DATE) AS day, count(value_quantity) AS value_count,
