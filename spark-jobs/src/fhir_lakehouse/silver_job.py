@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -27,12 +28,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from fhir_lakehouse import iceberg_metadata as meta
 from fhir_lakehouse import silver_views
 from fhir_lakehouse.gold_incremental import record_changed_patients
 from fhir_lakehouse.lake_contract import layer_uri
@@ -69,6 +72,10 @@ from fhir_lakehouse.silver_tables import (
     ensure_core_tables,
     qualified,
 )
+from fhir_lakehouse.silver_views import PASSTHROUGH, RESOURCE_ID_COLUMN
+from fhir_lakehouse.views import ParsedResources, build_views, parse_resources, view_readable
+from fhir_lakehouse.views.compiler import ROOT
+from fhir_lakehouse.views.schema import CORRUPT_RECORD
 
 if TYPE_CHECKING:
     from fhir_lakehouse.metrics import MetricsCollector
@@ -161,37 +168,39 @@ def _empty_bronze(spark: SparkSession) -> DataFrame:
 
 
 def reject_reason() -> Column:
-    """Why a resource's JSON is unusable, or null when it is fine (parses two fields only)."""
-    parsed = F.from_json(
-        F.col("resource"),
-        "resourceType STRING, id STRING, _corrupt STRING",
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"},
-    )
+    """Why a parsed resource cannot be stored, or null when it is fine.
+
+    Reads the one parse of the run (ROOT, the struct `from_json` made with the views' schema plus
+    `resourceType`, `id` and the corrupt-record field): text that is not JSON at all leaves every
+    field null; JSON whose shape is wrong only in an element the views read keeps `resourceType`
+    and `id` (Spark keeps the other top-level fields), so it is stored and only the views reject it.
+    """
+    parsed = F.col(ROOT)
+    rtype, rid = parsed.getField("resourceType"), parsed.getField("id")
     return (
-        F.when(parsed.isNull() | parsed["_corrupt"].isNotNull(), F.lit("invalid JSON"))
-        .when(parsed["resourceType"].isNull(), F.lit("no resourceType in the JSON"))
+        F.when(
+            parsed.isNull() | (parsed.getField(CORRUPT_RECORD).isNotNull() & rtype.isNull()),
+            F.lit("invalid JSON"),
+        )
+        .when(rtype.isNull(), F.lit("no resourceType in the JSON"))
         .when(
-            parsed["resourceType"] != F.col("resource_type"),
-            F.concat(
-                F.lit("resourceType "),
-                parsed["resourceType"],
-                F.lit(" is not "),
-                F.col("resource_type"),
-            ),
+            rtype != F.col("resource_type"),
+            F.concat(F.lit("resourceType "), rtype, F.lit(" is not "), F.col("resource_type")),
         )
         .when(
-            parsed["id"].isNull() | (parsed["id"] != F.col("id")),
+            rid.isNull() | (rid != F.col("id")),
             F.lit("id in the JSON differs from the bronze id"),
         )
     )
 
 
-def _at_locators(rows: DataFrame, locators: DataFrame, every_row: bool) -> DataFrame:
-    """The bronze rows at `locators` (with the locators' extra columns).
+# Up to this many rows a locator or key list is broadcast to the side that reads bronze or
+# silver.resources (a hash join without a shuffle of the big side); above it AQE decides.
+BROADCAST_ROWS = 2_000_000
 
-    `every_row` (every bronze row of the run is selected, e.g. a first load) skips the join.
-    """
-    return rows if every_row else rows.join(locators, list(LOCATOR), "inner")
+
+def _small(df: DataFrame, rows: int) -> DataFrame:
+    return F.broadcast(df) if rows <= BROADCAST_ROWS else df
 
 
 def append_new(df: DataFrame, table: str, key_cols: list[str], run_id: str | None) -> int:
@@ -216,6 +225,8 @@ def append_new(df: DataFrame, table: str, key_cols: list[str], run_id: str | Non
 
 def done_steps(spark: SparkSession, run_id: str) -> set[str]:
     """Steps of a run already recorded as finished in silver.runs."""
+    if not meta.values_with_files(spark, qualified(RUNS), "run_id", [run_id]):
+        return set()  # file bounds on run_id prove the run has no rows: no Spark job
     rows = spark.table(qualified(RUNS)).where(F.col("run_id") == run_id).select("step").collect()
     return {str(r[0]) for r in rows}
 
@@ -231,12 +242,40 @@ def _count_by(df: DataFrame, *cols: str) -> list[Row]:
     return df.groupBy(*cols).count().collect()
 
 
+def _union(frames: list[DataFrame]) -> DataFrame:
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
 _OP_COUNTER = {
     INSERT: "inserted",
     UPDATE: "updated",
     UNCHANGED: "unchanged",
     OLDER: "ignored_older",
 }
+
+_TYPE_DIR = re.compile(r"/resource_type=([^/]+)/")
+
+
+def files_by_type(paths: list[str]) -> dict[str, list[str]] | None:
+    """The run's bronze paths grouped by the `resource_type=` directory they sit in (pure).
+
+    None when a path has no such directory: the types are then only known from the data.
+    """
+    out: dict[str, list[str]] = {}
+    for p in paths:
+        m = _TYPE_DIR.search(p + "/")
+        if m is None:
+            return None
+        out.setdefault(unquote(m.group(1)), []).append(p)
+    return out
+
+
+# The kinds of parsed row counted per type: stored and fed to the views, stored but unreadable by
+# the views (rejected there with "views: ..."), or not stored at all (rejected by its keys).
+_OK, _VIEW_REJECT, _KEY_REJECT = "ok", "view", "key"
 
 
 def run_silver(
@@ -251,12 +290,15 @@ def run_silver(
     """Runs the silver job for one bronze run (the steps are in the module docstring).
 
     `lake_root` is file:///… or s3://…; bronze defaults to `{lake_root}/bronze`; `views_dir`
-    defaults to spark-jobs/views. Tables go to the session's Iceberg catalog `lake`.
+    defaults to the package's default views. Tables go to the session's Iceberg catalog `lake`.
     """
     result = SilverResult(run_id=run_id)
     timer = _Timings(spark, result, metrics)
     with timer("validate_views"):
         views = silver_views.load_silver_views(views_dir)
+    views_by_type: dict[str, list[silver_views.SilverView]] = {}
+    for v in views:
+        views_by_type.setdefault(v.resource_type, []).append(v)
     bronze = bronze_uri or layer_uri(lake_root, "bronze")
     with timer("read_manifest"):
         manifest = read_manifest(spark, bronze, run_id)
@@ -268,7 +310,13 @@ def run_silver(
         ensure_core_tables(spark)
         silver_views.ensure_view_tables(spark, views)
         finished_before = RUN_DONE in done_steps(spark, run_id)
+        # Changes of this run already logged = an earlier attempt got that far: the views are then
+        # refreshed from the change log (what that attempt wrote), not from this attempt's parse.
+        logged_before = bool(
+            meta.values_with_files(spark, qualified(CHANGES), "run_id", [run_id])
+        ) and bool(spark.table(qualified(CHANGES)).where(F.col("run_id") == run_id).take(1))
 
+    by_type = files_by_type(partitions)
     rows = read_run(spark, partitions) if partitions else _empty_bronze(spark)
     persisted: list[DataFrame] = []
 
@@ -276,13 +324,47 @@ def run_silver(
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return persisted[-1]
 
+    def pin(df: DataFrame) -> DataFrame:
+        # Materialized once, with the lineage cut: a frame computed from silver.resources or
+        # silver.resource_scopes would otherwise be dropped from the cache (and recomputed from
+        # the new table state) as soon as this run writes to that table.
+        return df.localCheckpoint(eager=True)
+
+    def bronze_of(rtype: str) -> DataFrame:
+        if by_type is not None:
+            return read_run(spark, by_type[rtype]) if rtype in by_type else _empty_bronze(spark)
+        return rows.where(F.col("resource_type") == rtype)
+
     try:
         with timer("classify"):
             latest = latest_per_resource(rows.drop("resource", "source", "run_id"))
-            stored = spark.table(qualified(RESOURCES)).select(
-                *KEY, "version_id", "last_updated", "content_hash", "patient_ref"
-            )
-            classified = keep(classify(latest, stored.drop("patient_ref")))
+            # Which of the run's types silver.resources holds, from Iceberg's manifests (no scan).
+            # A type it does not hold needs no comparison: every winner is an insert.
+            stored_types: set[str] | None = None
+            if by_type is not None:
+                stored_types = meta.values_with_files(
+                    spark, qualified(RESOURCES), "resource_type", sorted(by_type)
+                )
+            # silver.resources as it was before this run (pinned: later reads of `stored` must
+            # not see the rows this run writes).
+            before = meta.current_summary(spark, qualified(RESOURCES))
+            stored = (
+                spark.table(qualified(RESOURCES))
+                if before is None
+                else meta.read_at(spark, qualified(RESOURCES), before[0])
+            ).select(*KEY, "version_id", "last_updated", "content_hash", "patient_ref")
+            if stored_types is None:
+                classified = classify(latest, stored.drop("patient_ref"))
+            elif not stored_types:
+                classified = latest.withColumn("_op", F.lit(INSERT))
+            else:
+                held = F.col("resource_type").isin(sorted(stored_types))
+                classified = latest.where(~held).withColumn("_op", F.lit(INSERT))
+                classified = classified.unionByName(
+                    classify(latest.where(held), stored.where(held).drop("patient_ref"))
+                )
+            classified = pin(classified)
+            changed_by_type: dict[str, int] = {}
             for r in (
                 classified.groupBy("resource_type", "_op")
                 .agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies"))
@@ -293,40 +375,90 @@ def run_silver(
                 c.duplicates += int(r["copies"]) - int(r["n"])
                 counter = _OP_COUNTER[r["_op"]]
                 setattr(c, counter, getattr(c, counter) + int(r["n"]))
+                if r["_op"] in (INSERT, UPDATE):
+                    changed_by_type[r["resource_type"]] = changed_by_type.get(
+                        r["resource_type"], 0
+                    ) + int(r["n"])
 
-        with timer("parse_check"):
-            # A first load (every bronze row is a new resource) needs no join with the plan.
-            all_inserts = result.total("inserted") == result.total("read") > 0
-            changed_locs = classified.where(F.col("_op").isin(INSERT, UPDATE)).select(
-                *LOCATOR, "_op"
-            )
-            changed_rows = (
-                rows.withColumn("_op", F.lit(INSERT))
-                if all_inserts
-                else _at_locators(rows, changed_locs, False)
-            )
-            checked = keep(
-                changed_rows.select(
-                    *KEY, *LOCATOR, "_op", "patient_ref", reject_reason().alias("_reason")
+        with timer("parse"):
+            # Every bronze row of the type is a new resource (first load, no duplicates): the
+            # type's files are the input as they are, no join with the plan.
+            whole = {t for t, c in result.types.items() if c.read and c.inserted == c.read}
+            parsed: dict[str, tuple[ParsedResources, DataFrame]] = {}
+            kind_counts: list[DataFrame] = []
+            for rtype, n_changed in sorted(changed_by_type.items()):
+                src = bronze_of(rtype)
+                if rtype in whole:
+                    changed = src.withColumn("_op", F.lit(INSERT))
+                else:
+                    locs = classified.where(
+                        (F.col("resource_type") == rtype) & F.col("_op").isin(INSERT, UPDATE)
+                    ).select(*LOCATOR, "_op")
+                    changed = src.join(_small(locs, n_changed), list(LOCATOR), "inner")
+                changed = changed.select(
+                    *KEY,
+                    *LOCATOR,
+                    "_op",
+                    "patient_ref",
+                    F.lit(run_id).alias("_run_id"),
+                    F.col("content_hash").alias("_content_hash"),
+                    F.col("last_updated").alias("_last_updated"),
+                    F.col("id").alias(RESOURCE_ID_COLUMN),
+                    "resource",
                 )
-            )
-            bad_counts = _count_by(
-                checked.where(F.col("_reason").isNotNull()), "resource_type", "_op"
-            )
-            for r in bad_counts:
-                c = result.types[r["resource_type"]]
-                c.rejected += int(r["count"])
-                counter = _OP_COUNTER[r["_op"]]
-                setattr(c, counter, getattr(c, counter) - int(r["count"]))
-            no_rejects = not bad_counts
+                # The one JSON parse of the run: the views' schema, which also holds
+                # resourceType, id and the corrupt-record field the reject check reads.
+                p = parse_resources(
+                    [v.definition for v in views_by_type.get(rtype, [])], changed, rtype
+                )
+                frame = keep(p.frame.drop("resource").withColumn("_reason", reject_reason()))
+                parsed[rtype] = (p, frame)
+                kind = (
+                    F.when(F.col("_reason").isNotNull(), F.lit(_KEY_REJECT))
+                    .when(view_readable(rtype), F.lit(_OK))
+                    .otherwise(F.lit(_VIEW_REJECT))
+                )
+                kind_counts.append(
+                    frame.groupBy("resource_type", "_op", kind.alias("_kind")).count()
+                )
+            view_rejects: dict[str, int] = {}
+            key_rejects: set[str] = set()
+            # One Spark job parses every type (and fills the caches every later step reads).
+            for r in _union(kind_counts).collect() if kind_counts else []:
+                rtype, n = str(r["resource_type"]), int(r["count"])
+                if r["_kind"] == _KEY_REJECT:
+                    c = result.types[rtype]
+                    c.rejected += n
+                    counter = _OP_COUNTER[r["_op"]]
+                    setattr(c, counter, getattr(c, counter) - n)
+                    key_rejects.add(rtype)
+                elif r["_kind"] == _VIEW_REJECT:
+                    view_rejects[rtype] = view_rejects.get(rtype, 0) + n
 
         with timer("write_rejects"):
-            if not no_rejects:
+            reject_frames = [
+                frame.where(F.col("_reason").isNotNull()).select(
+                    *KEY, F.col("_reason").alias("reason")
+                )
+                for rtype, (_, frame) in sorted(parsed.items())
+                if rtype in key_rejects
+            ]
+            for rtype, (p, frame) in sorted(parsed.items()):
+                if rtype in view_rejects:
+                    bad = build_views(p, True, PASSTHROUGH, frame.where(F.col("_reason").isNull()))
+                    reject_frames.append(
+                        bad.rejects.select(
+                            F.lit(rtype).alias("resource_type"),
+                            F.col(RESOURCE_ID_COLUMN).alias("id"),
+                            F.concat(F.lit("views: "), F.col("reason")).alias("reason"),
+                        )
+                    )
+            if reject_frames:
                 append_new(
-                    checked.where(F.col("_reason").isNotNull()).select(
+                    _union(reject_frames).select(
                         F.lit(run_id).alias("run_id"),
                         *KEY,
-                        F.col("_reason").alias("reason"),
+                        "reason",
                         F.lit(_now()).alias("rejected_at"),
                     ),
                     REJECTS,
@@ -335,57 +467,90 @@ def run_silver(
                 )
 
         with timer("plan_deletes"):
+            may_hold = _may_hold_deletions(spark, manifest, stored_types)
             deletes, releases = _plan_deletes(
-                spark, manifest, latest_keys=classified, result=result
+                spark, manifest, latest_keys=classified, result=result, may_hold=may_hold
             )
             n_releases = 0
-            if manifest.deleted or manifest.complete:  # otherwise both are empty: no Spark job
-                deletes = keep(deletes)
+            if may_hold:  # otherwise both are empty: no Spark job
+                deletes = pin(deletes)
                 for r in _count_by(deletes, "resource_type"):
                     c = result.types.setdefault(r["resource_type"], TypeCounts())
                     c.deleted = int(r["count"])
-                releases = keep(releases)
+                releases = pin(releases)
                 n_releases = releases.count()
         n_changes = sum(c.inserted + c.updated + c.deleted for c in result.types.values())
 
-        good = checked.where(F.col("_reason").isNull()).select(*KEY, *LOCATOR, "_op", "patient_ref")
+        # The rows the run writes (inserts and updates whose JSON passed the check).
+        if key_rejects:
+            good = _union(
+                [
+                    frame.where(F.col("_reason").isNull()).select(
+                        *KEY, *LOCATOR, "_op", "patient_ref"
+                    )
+                    for _, frame in parsed.values()
+                ]
+            )
+        else:
+            good = classified.where(F.col("_op").isin(INSERT, UPDATE)).select(
+                *KEY, *LOCATOR, "_op", "patient_ref"
+            )
         with timer("log_changes"):
             changes = good.select(*KEY, "_op").unionByName(
                 deletes.select(*KEY, F.lit(DELETE).alias("_op"))
             )
-            if n_changes:
-                append_new(
-                    changes.select(
-                        F.lit(run_id).alias("run_id"),
-                        *KEY,
-                        F.col("_op").alias("op"),
-                        F.lit(_now()).alias("changed_at"),
-                    ),
-                    CHANGES,
-                    ["resource_type", "id", "op"],
-                    run_id,
-                )
+            log_rows = changes.select(
+                F.lit(run_id).alias("run_id"),
+                *KEY,
+                F.col("_op").alias("op"),
+                F.lit(_now()).alias("changed_at"),
+            )
+            if n_changes and logged_before:
+                append_new(log_rows, CHANGES, ["resource_type", "id", "op"], run_id)
+            elif n_changes:  # nothing of this run is logged yet: a plain append
+                log_rows.writeTo(qualified(CHANGES)).append()
 
         with timer("write_resources"):
             resource_cols = [f.name for f in RESOURCES_SCHEMA.fields]
 
-            def full_rows(op: str, every_row: bool) -> DataFrame:
-                locs = good.where(F.col("_op") == op).select(*LOCATOR)
-                return _at_locators(rows, locs, every_row).select(
+            def as_resource(df: DataFrame) -> DataFrame:
+                return df.select(
                     *[F.lit(run_id).alias(c) if c == "run_id" else F.col(c) for c in resource_cols]
                 )
 
-            if result.total("inserted"):
-                full_rows(INSERT, all_inserts and no_rejects).writeTo(qualified(RESOURCES)).append()
-            n_deletes = sum(c.deleted for c in result.types.values())
-            if result.total("updated") or n_deletes:
-                source = (
-                    full_rows(UPDATE, False)
-                    .withColumn("_op", F.lit(UPDATE))
-                    .unionByName(
-                        deletes.select(*KEY, F.lit(DELETE).alias("_op")), allowMissingColumns=True
-                    )
+            def changed_rows(rtype: str, op: str) -> DataFrame:
+                n = result.types[rtype].inserted if op == INSERT else result.types[rtype].updated
+                if op == INSERT and rtype in whole and rtype not in key_rejects:
+                    return bronze_of(rtype)  # every row of the type's files, as they are
+                locs = good.where((F.col("resource_type") == rtype) & (F.col("_op") == op)).select(
+                    *LOCATOR
                 )
+                return bronze_of(rtype).join(_small(locs, n), list(LOCATOR), "inner")
+
+            inserted = [t for t, c in sorted(result.types.items()) if c.inserted]
+            if inserted:
+                as_resource(_union([changed_rows(t, INSERT) for t in inserted])).writeTo(
+                    qualified(RESOURCES)
+                ).append()
+            n_deletes = sum(c.deleted for c in result.types.values())
+            updated = [t for t, c in sorted(result.types.items()) if c.updated]
+            if updated or n_deletes:
+                # Delete markers carry every column (null) so the MERGE's SET list resolves.
+                source = deletes.select(
+                    *[
+                        F.col(f.name)
+                        if f.name in KEY
+                        else F.lit(None).cast(f.dataType).alias(f.name)
+                        for f in RESOURCES_SCHEMA.fields
+                    ],
+                    F.lit(DELETE).alias("_op"),
+                )
+                if updated:
+                    source = (
+                        as_resource(_union([changed_rows(t, UPDATE) for t in updated]))
+                        .withColumn("_op", F.lit(UPDATE))
+                        .unionByName(source)
+                    )
                 view = f"silver_resource_changes_{abs(hash(run_id))}"
                 source.createOrReplaceTempView(view)
                 types = sorted(result.types)
@@ -396,8 +561,7 @@ def run_silver(
             members = classified.select(
                 F.lit(manifest.scope).alias("scope"), *KEY, F.lit(run_id).alias("run_id")
             )
-            scopes = spark.table(qualified(SCOPES)).where(F.col("scope") == manifest.scope)
-            if scopes.limit(1).count():
+            if meta.values_with_files(spark, qualified(SCOPES), "scope", [manifest.scope]):
                 append_new(members, SCOPES, ["scope", "resource_type", "id"], None)
             elif result.total("read"):  # the scope's first run: nothing to compare with
                 members.writeTo(qualified(SCOPES)).append()
@@ -413,19 +577,36 @@ def run_silver(
 
         with timer("changed_patients"):
             if n_changes:
-                replaced = result.total("updated") + result.total("deleted")
-                _record_changed_patients(spark, run_id, good, stored, deletes, bool(replaced))
+                n_replaced = result.total("updated") + result.total("deleted")
+                _record_changed_patients(spark, run_id, good, stored, deletes, n_replaced)
 
         with timer("refresh_views"):
             pending = _unfinished_runs(spark, run_id)
             result.recovered_runs = pending
-            for rid in [*pending, *([] if finished_before else [run_id])]:
-                refreshed = silver_views.refresh_views(spark, views, rid)
-                if rid == run_id:
-                    result.views = refreshed
-                    _record_done(spark, rid, RUN_DONE, result)
-                else:
-                    _record_done(spark, rid, RUN_DONE, None)
+            for rid in pending:
+                silver_views.refresh_views(spark, views, rid)
+                _record_done(spark, rid, RUN_DONE, None)
+            if not finished_before:
+                run_changes = None
+                if not logged_before:
+                    run_changes = silver_views.RunChanges(
+                        parsed={
+                            t: (p, frame.where(F.col("_reason").isNull()))
+                            for t, (p, frame) in parsed.items()
+                        },
+                        replaced_ids={
+                            t: _replaced_ids(good, deletes, t, c.updated)
+                            for t, c in result.types.items()
+                            if c.updated or c.deleted
+                        },
+                        changed_types={
+                            t for t, c in result.types.items() if c.inserted + c.updated + c.deleted
+                        },
+                        stored_before=stored_types,
+                        view_rejects=view_rejects,
+                    )
+                result.views = silver_views.refresh_views(spark, views, run_id, run_changes)
+                _record_done(spark, run_id, RUN_DONE, result)
     finally:
         for df in persisted:
             df.unpersist()
@@ -434,12 +615,42 @@ def run_silver(
     return result
 
 
+def _replaced_ids(good: DataFrame, deletes: DataFrame, rtype: str, n_updated: int) -> DataFrame:
+    """Ids of `rtype` the run updated or deleted: their old view rows are to go."""
+    ids = deletes.where(F.col("resource_type") == rtype).select("id")
+    if n_updated:
+        updated = good.where((F.col("resource_type") == rtype) & (F.col("_op") == UPDATE))
+        ids = ids.unionByName(updated.select("id"))
+    return ids
+
+
+def _may_hold_deletions(
+    spark: SparkSession, manifest: RunManifest, stored_types: set[str] | None
+) -> bool:
+    """Whether the run can delete anything: `deleted` entries, or a complete snapshot of a scope
+    silver already holds rows of (Iceberg metadata decides; a first load deletes nothing)."""
+    if manifest.deleted:
+        return True
+    if not manifest.complete:
+        return False
+    if manifest.scope == SYSTEM_SCOPE:
+        if stored_types:
+            return True
+        current = meta.current_summary(spark, qualified(RESOURCES))
+        return current is not None and current[1].get("total-data-files", "1") != "0"
+    return bool(meta.values_with_files(spark, qualified(SCOPES), "scope", [manifest.scope]))
+
+
 def _keys_frame(spark: SparkSession, keys: list[tuple[str, str]]) -> DataFrame:
     return spark.createDataFrame(keys, "resource_type string, id string")
 
 
 def _plan_deletes(
-    spark: SparkSession, manifest: RunManifest, latest_keys: DataFrame, result: SilverResult
+    spark: SparkSession,
+    manifest: RunManifest,
+    latest_keys: DataFrame,
+    result: SilverResult,
+    may_hold: bool = True,
 ) -> tuple[DataFrame, DataFrame]:
     """(rows to delete from silver.resources, scope memberships to release).
 
@@ -451,6 +662,8 @@ def _plan_deletes(
     stored_keys = spark.table(qualified(RESOURCES)).select(*KEY)
     deletes = [_keys_frame(spark, [])]
     releases = [spark.createDataFrame([], "scope string, resource_type string, id string")]
+    if not may_hold:  # nothing stored the run could delete (decided from Iceberg metadata)
+        return deletes[0], releases[0]
     if manifest.deleted:
         named = _keys_frame(spark, sorted({(d.resource_type, d.id) for d in manifest.deleted}))
         named = named.join(run_keys, list(KEY), "left_anti")
@@ -508,7 +721,7 @@ def _record_changed_patients(
     good: DataFrame,
     stored: DataFrame,
     deletes: DataFrame,
-    replaced: bool,
+    replaced: int,
 ) -> None:
     """Tells the gold job which patients this run touched: the owners of the rows it wrote and,
     for updates and deletes, the owners of the rows they replaced."""
@@ -523,7 +736,9 @@ def _record_changed_patients(
     keys = owner(good)
     if replaced:
         touched = good.where(F.col("_op") == UPDATE).select(*KEY).unionByName(deletes.select(*KEY))
-        keys = keys.unionByName(owner(stored.join(touched, list(KEY), "left_semi")))
+        keys = keys.unionByName(
+            owner(stored.join(_small(touched, replaced), list(KEY), "left_semi"))
+        )
     record_changed_patients(spark, run_id, keys.where(F.col("patient_key").isNotNull()))
 
 
@@ -541,9 +756,10 @@ def _unfinished_runs(spark: SparkSession, run_id: str) -> list[str]:
 
 
 def _record_done(spark: SparkSession, run_id: str, step: str, detail: SilverResult | None) -> None:
+    """Records a finished step; called only for steps not recorded yet (a plain append)."""
     doc = json.dumps({"totals": detail.to_dict()["totals"]}) if detail is not None else None
     row = spark.createDataFrame([(run_id, step, _now(), doc)], schema=RUNS_SCHEMA)
-    append_new(row, RUNS, ["step"], run_id)
+    row.writeTo(qualified(RUNS)).append()
 
 
 def _record_metrics(metrics: MetricsCollector, result: SilverResult) -> None:
@@ -589,7 +805,9 @@ def main(argv: list[str] | None = None) -> int:
         " processing.localSpark is used, or the settings object itself)",
     )
     parser.add_argument(
-        "--views", help="directory of ViewDefinition JSON files (default: spark-jobs/views)"
+        "--views",
+        help="directory of ViewDefinition JSON files (default: the package's default views,"
+        " fhir_lakehouse/default_views, also at spark-jobs/views)",
     )
     parser.add_argument("--bronze", help="bronze URI (default: {lake}/bronze)")
     parser.add_argument(

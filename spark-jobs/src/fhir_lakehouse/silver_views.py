@@ -9,9 +9,11 @@ that has never been written is built from every current resource of its type.
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from fhir_lakehouse import iceberg_metadata as meta
 from fhir_lakehouse.silver_merge import DELETE, INSERT, UPDATE, view_refresh_sql
 from fhir_lakehouse.silver_tables import (
     CHANGES,
@@ -35,14 +38,17 @@ from fhir_lakehouse.silver_tables import (
     view_layout,
 )
 from fhir_lakehouse.views import (
+    ParsedResources,
     ViewDefinition,
     ViewDefinitionError,
+    build_views,
     compile_views,
     load_view,
 )
 
 __all__ = [
     "DEFAULT_VIEWS_DIR",
+    "RunChanges",
     "SilverView",
     "ViewDefinitionError",
     "ViewRefresh",
@@ -51,7 +57,18 @@ __all__ = [
     "refresh_views",
 ]
 
-DEFAULT_VIEWS_DIR = Path(__file__).resolve().parents[2] / "views"
+# The default views are package data (fhir_lakehouse/default_views; spark-jobs/views links there),
+# so they travel inside the zipped package EMR Serverless gets on spark.submit.pyFiles.
+DEFAULT_VIEWS_PACKAGE = "fhir_lakehouse"
+DEFAULT_VIEWS_RESOURCE = "default_views"
+DEFAULT_VIEWS_DIR = Path(__file__).resolve().parent / DEFAULT_VIEWS_RESOURCE
+
+
+def default_views() -> Traversable:
+    """The default ViewDefinitions' directory as a package resource (a zip works too)."""
+    return importlib.resources.files(DEFAULT_VIEWS_PACKAGE) / DEFAULT_VIEWS_RESOURCE
+
+
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -93,14 +110,18 @@ def resource_key_column(definition: dict[str, Any]) -> str:
 
 
 def load_silver_views(views_dir: str | Path | None = None) -> list[SilverView]:
-    """Loads and validates every *.json in `views_dir`; the first problem raises
+    """Loads and validates every *.json in `views_dir` (default: the package's default views,
+    read through importlib.resources so a zipped package works); the first problem raises
     ViewDefinitionError naming the file, the path inside the view and what is wrong."""
-    directory = Path(str(views_dir or DEFAULT_VIEWS_DIR).removeprefix("file://"))
+    directory: Traversable = (
+        default_views() if views_dir is None else Path(str(views_dir).removeprefix("file://"))
+    )
     if not directory.is_dir():
         raise ViewDefinitionError(str(directory), "$", "not a directory of ViewDefinitions")
     views: list[SilverView] = []
     names: dict[str, str] = {}
-    for path in sorted(directory.glob("*.json")):
+    files = [e for e in directory.iterdir() if e.name.endswith(".json") and e.is_file()]
+    for path in sorted(files, key=lambda e: e.name):
         definition = load_view(path)
         name = definition.name
         if not _TABLE_NAME.match(name) or name in CORE_TABLES:
@@ -168,19 +189,9 @@ def ensure_view_tables(spark: SparkSession, views: list[SilverView]) -> dict[str
 
 
 def current_snapshot_id(spark: SparkSession, table: str) -> int | None:
-    """The table's current snapshot id, from its properties (a catalog lookup, no Spark job)."""
-    rows = spark.sql(f"SHOW TBLPROPERTIES {qualified(table)} ('current-snapshot-id')").collect()
-    value = str(rows[0]["value"]) if rows else "none"
-    return int(value) if value.lstrip("-").isdigit() else None
-
-
-def _snapshot_summary(spark: SparkSession, table: str, snapshot_id: int) -> dict[str, str]:
-    row = (
-        spark.sql(f"SELECT summary FROM {qualified(table)}.snapshots")
-        .where(F.col("snapshot_id") == snapshot_id)
-        .first()
-    )
-    return dict(row["summary"]) if row is not None else {}
+    """The table's current snapshot id, from its metadata (a catalog lookup, no Spark job)."""
+    current = meta.current_summary(spark, qualified(table))
+    return None if current is None else current[0]
 
 
 def _source(spark: SparkSession, resource_type: str, run_id: str | None) -> DataFrame:
@@ -228,9 +239,9 @@ def _write_view(
         source.createOrReplaceTempView(temp)
         spark.sql(view_refresh_sql(table, temp, view.key, schema.fieldNames()))
         spark.catalog.dropTempView(temp)
-    after = current_snapshot_id(spark, view.name)
-    if after is not None and after != before:
-        summary = _snapshot_summary(spark, view.name, after)
+    current = meta.current_summary(spark, table)
+    if current is not None and current[0] != before:
+        summary = current[1]  # what the commit did, from the metadata: no count() job
         refresh.rows_written += int(summary.get("added-records", 0))
         refresh.rows_deleted += int(summary.get("added-position-deletes", 0)) + int(
             summary.get("deleted-records", 0)
@@ -250,20 +261,50 @@ def _write_rejects(spark: SparkSession, run_id: str, rejects: DataFrame) -> None
     append_new(rows, REJECTS, ["resource_type", "id", "reason"], run_id)
 
 
+@dataclass
+class RunChanges:
+    """What the silver job already parsed for the run it is applying, so that the views need no
+    second read of silver.resources and no second parse of the JSON.
+
+    `parsed`: per type, the one parse of the run's stored inserts and updates (a persisted frame
+    with the pass-through columns and the parsed struct). `replaced_ids`: per type, the ids whose
+    old view rows must go (updated or deleted). `stored_before`: the types silver.resources held
+    before the run (None when unknown): a never-written view of a type new to silver is built
+    from the parse alone; otherwise from every current resource of its type.
+    """
+
+    parsed: dict[str, tuple[ParsedResources, DataFrame]]
+    replaced_ids: dict[str, DataFrame]
+    changed_types: set[str]
+    stored_before: set[str] | None
+    view_rejects: dict[str, int] = field(default_factory=dict)
+
+
 def refresh_views(
-    spark: SparkSession, views: list[SilverView], run_id: str
+    spark: SparkSession,
+    views: list[SilverView],
+    run_id: str,
+    run_changes: RunChanges | None = None,
 ) -> dict[str, ViewRefresh]:
-    """Refreshes every view table for the changes `run_id` made to silver.resources."""
+    """Refreshes every view table for the changes `run_id` made to silver.resources.
+
+    Without `run_changes` the work list is the run's change log and the rows are read back from
+    silver.resources (recovery of an interrupted run); with it, from the job's own parse.
+    """
     results = {v.name: ViewRefresh() for v in views}
     if not views:
+        return results
+    by_type: dict[str, list[SilverView]] = defaultdict(list)
+    for view in views:
+        by_type[view.resource_type].append(view)
+    if run_changes is not None:
+        for rtype, tviews in sorted(by_type.items()):
+            _refresh_from_parse(spark, rtype, tviews, run_changes, results)
         return results
     changes = spark.table(qualified(CHANGES)).where(F.col("run_id") == run_id)
     op_counts: dict[str, dict[str, int]] = defaultdict(dict)
     for r in changes.groupBy("resource_type", "op").count().collect():
         op_counts[str(r["resource_type"])][str(r["op"])] = int(r["count"])
-    by_type: dict[str, list[SilverView]] = defaultdict(list)
-    for view in views:
-        by_type[view.resource_type].append(view)
     for rtype, tviews in sorted(by_type.items()):
         fresh = [v for v in tviews if current_snapshot_id(spark, v.name) is None]
         stale = [v for v in tviews if v not in fresh and rtype in op_counts]
@@ -276,6 +317,45 @@ def refresh_views(
             replaces = any(op_counts[rtype].get(op) for op in (UPDATE, DELETE))
             _refresh_group(spark, rtype, stale, run_id, typed, replaces, results)
     return results
+
+
+def _refresh_from_parse(
+    spark: SparkSession,
+    rtype: str,
+    views: list[SilverView],
+    changes: RunChanges,
+    results: dict[str, ViewRefresh],
+) -> None:
+    """The views of one type from the run's parse: an append when the run only added rows (or
+    the table is new and so is the type), else one MERGE with delete markers for replaced ids."""
+    fresh = [v for v in views if current_snapshot_id(spark, v.name) is None]
+    new_type = changes.stored_before is not None and rtype not in changes.stored_before
+    rebuild = [v for v in fresh if not (new_type and rtype in changes.parsed)]
+    if rebuild:  # a new view over resources silver already held: built from all of them
+        _refresh_group(spark, rtype, rebuild, None, None, False, results)
+        for v in rebuild:
+            results[v.name].full_build = True
+    todo = [v for v in views if v not in rebuild and (v in fresh or rtype in changes.changed_types)]
+    if not todo:
+        return
+    compiled = None
+    if rtype in changes.parsed:
+        parse, frame = changes.parsed[rtype]
+        compiled = build_views(parse, True, PASSTHROUGH, frame)
+    markers = changes.replaced_ids.get(rtype)
+    for view in todo:
+        refresh = results[view.name]
+        refresh.full_build = view in fresh
+        refresh.rejected += changes.view_rejects.get(rtype, 0)
+        if compiled is not None:
+            frame = _table_frame(view, compiled.tables[view.name])
+        else:  # only deletes of this type: markers and no rows
+            frame = spark.createDataFrame([], _aligned_schema(spark, view))
+        _write_view(spark, view, frame, None if view in fresh else markers, refresh)
+
+
+def _aligned_schema(spark: SparkSession, view: SilverView) -> T.StructType:
+    return spark.table(qualified(view.name)).schema
 
 
 def _refresh_group(

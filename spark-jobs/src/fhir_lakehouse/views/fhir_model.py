@@ -6,12 +6,15 @@ is resolved here.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
-_MODEL_FILE = Path(__file__).with_name("fhir_r4_model.json")
+# Package data, read through importlib.resources so a zipped package (EMR's pyFiles) works too.
+_MODEL_FILE = (
+    importlib.resources.files(__package__ or "fhir_lakehouse.views") / "fhir_r4_model.json"
+)
 
 # FHIR primitive type -> the FHIRPath system type its values behave as.
 PRIMITIVE_SYSTEM_TYPES = {

@@ -98,10 +98,11 @@ def _view_frame(
     return frame
 
 
-def _reject_reason(resource_type: str) -> Column:
+def _reject_reason(resource_type: str, has_text: bool) -> Column:
     parsed_type = F.col(ROOT).getField("resourceType")
+    null_text = F.col(RESOURCE_COLUMN).isNull() if has_text else F.lit(False)
     return (
-        F.when(F.col(RESOURCE_COLUMN).isNull(), F.lit("resource JSON is null"))
+        F.when(null_text, F.lit("resource JSON is null"))
         .when(
             parsed_type.isNull(),
             F.lit("not valid JSON, or not a FHIR resource object (no resourceType)"),
@@ -118,6 +119,87 @@ def _reject_reason(resource_type: str) -> Column:
     )
 
 
+@dataclass
+class ParsedResources:
+    """Resources of one type parsed once (`from_json` with the schema all its views need).
+
+    `frame` holds the input's columns (pass-through and any others) and ROOT, the parsed struct;
+    `compiled` are the views compiled against that schema. A caller may add columns to `frame`,
+    filter it or persist it, then build the view tables from it with `build_views`.
+    """
+
+    resource_type: str
+    compiled: list[CompiledView]
+    frame: DataFrame
+
+
+def parse_resources(
+    views: Sequence[ViewDefinition],
+    df: DataFrame,
+    resource_type: str | None = None,
+) -> ParsedResources:
+    """Parses `df`'s `resource` JSON once with the schema the views (all of one type) read.
+
+    With no views, `resource_type` names the type and only `resourceType`/`id` are read (the
+    parse then still tells valid JSON from invalid). The struct's `_corrupt_record` field is set
+    when the text is not JSON or an element the schema reads does not have the FHIR shape.
+    """
+    if views:
+        resource_type = _resource_type(views)
+    elif resource_type is None:
+        raise ValueError("no views given and no resource type")
+    root: SchemaNode = resource_root(resource_type)
+    compiled = [compile_view(view, F, root) for view in views]
+    schema = root.spark_type().add(T.StructField(CORRUPT_RECORD, T.StringType()))
+    # explode(array(x)) is a generator: Spark's optimizer pushes filters and inlines projections
+    # through a plain Project, which would copy from_json into every predicate (a parse each);
+    # it cannot move them below a Generate, so the JSON is parsed exactly once per row.
+    parsed_struct = F.from_json(
+        F.col(RESOURCE_COLUMN), schema, {"columnNameOfCorruptRecord": CORRUPT_RECORD}
+    )
+    frame = df.select("*", F.explode(F.array(parsed_struct)).alias(ROOT))
+    return ParsedResources(resource_type, compiled, frame)
+
+
+def build_views(
+    parsed: ParsedResources,
+    typed: bool,
+    passthrough: Sequence[str] = (),
+    frame: DataFrame | None = None,
+) -> CompiledViews:
+    """The view tables and the rejects from parsed resources (`frame` overrides parsed.frame,
+    e.g. with the same frame filtered or persisted). Rejects keep `resource` when present."""
+    source = parsed.frame if frame is None else frame
+    for name in passthrough:
+        if name not in source.columns:
+            raise ValueError(f"pass-through column {name!r} is not in the input")
+    for c in parsed.compiled:
+        clash = {n for n, _ in c.fields} & set(passthrough)
+        if clash:
+            raise ValueError(
+                f"view {c.view.name}: pass-through columns {sorted(clash)} clash with view columns"
+            )
+    ok = view_readable(parsed.resource_type)
+    good = source.where(ok)
+    text = [F.col(RESOURCE_COLUMN)] if RESOURCE_COLUMN in source.columns else []
+    rejects = source.where(~F.coalesce(ok, F.lit(False))).select(
+        *[F.col(c) for c in passthrough],
+        *text,
+        _reject_reason(parsed.resource_type, bool(text)).alias("reason"),
+    )
+    tables = {c.view.name: _view_frame(good, c, typed, passthrough) for c in parsed.compiled}
+    return CompiledViews(tables=tables, rejects=rejects, parsed=source)
+
+
+def view_readable(resource_type: str) -> Column:
+    """True when a parsed row can feed the views: parsed, no shape problem, the right type."""
+    return (
+        F.col(ROOT).isNotNull()
+        & F.col(ROOT).getField(CORRUPT_RECORD).isNull()
+        & (F.col(ROOT).getField("resourceType") == resource_type)
+    )
+
+
 def compile_views(
     views: Sequence[ViewDefinition],
     df: DataFrame,
@@ -130,40 +212,8 @@ def compile_views(
     decimal -> double, integer -> int, boolean -> boolean); typed=False keeps FHIRPath's types
     (dates as text). `passthrough` columns of `df` are carried to every table and to the rejects.
     """
-    resource_type = _resource_type(views)
     for name in passthrough:
         if name not in df.columns:
             raise ValueError(f"pass-through column {name!r} is not in the input")
-    root: SchemaNode = resource_root(resource_type)
-    compiled = [compile_view(view, F, root) for view in views]
-    for c in compiled:
-        clash = {n for n, _ in c.fields} & set(passthrough)
-        if clash:
-            raise ValueError(
-                f"view {c.view.name}: pass-through columns {sorted(clash)} clash with view columns"
-            )
-    schema = root.spark_type().add(T.StructField(CORRUPT_RECORD, T.StringType()))
-    # explode(array(x)) is a generator: Spark's optimizer pushes filters and inlines projections
-    # through a plain Project, which would copy from_json into every predicate (a parse each);
-    # it cannot move them below a Generate, so the JSON is parsed exactly once per row.
-    parsed_struct = F.from_json(
-        F.col(RESOURCE_COLUMN), schema, {"columnNameOfCorruptRecord": CORRUPT_RECORD}
-    )
-    parsed = df.select(
-        *[F.col(c) for c in passthrough],
-        F.col(RESOURCE_COLUMN),
-        F.explode(F.array(parsed_struct)).alias(ROOT),
-    )
-    ok = (
-        F.col(ROOT).isNotNull()
-        & F.col(ROOT).getField(CORRUPT_RECORD).isNull()
-        & (F.col(ROOT).getField("resourceType") == resource_type)
-    )
-    good = parsed.where(ok)
-    rejects = parsed.where(~F.coalesce(ok, F.lit(False))).select(
-        *[F.col(c) for c in passthrough],
-        F.col(RESOURCE_COLUMN),
-        _reject_reason(resource_type).alias("reason"),
-    )
-    tables = {c.view.name: _view_frame(good, c, typed, passthrough) for c in compiled}
-    return CompiledViews(tables=tables, rejects=rejects, parsed=parsed)
+    source = df.select(*[F.col(c) for c in passthrough], F.col(RESOURCE_COLUMN))
+    return build_views(parse_resources(views, source), typed, passthrough)

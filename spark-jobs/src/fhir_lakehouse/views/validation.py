@@ -8,6 +8,7 @@ constant and column name, without a JVM.
 from __future__ import annotations
 
 import json
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,12 @@ def validate_view(obj: Any, source: str, default_name: str = "view") -> ViewDefi
     return view
 
 
-def load_view(path: str | Path) -> ViewDefinition:
-    """Reads and validates one ViewDefinition file; the view's name defaults to the file's stem."""
-    file = Path(path)
+def load_view(path: str | Path | Traversable) -> ViewDefinition:
+    """Reads and validates one ViewDefinition file; the view's name defaults to the file's stem.
+
+    `path` may be a package resource (importlib.resources), e.g. a file inside a zipped package.
+    """
+    file = Path(path) if isinstance(path, str | Path) else path
     try:
         obj = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -34,7 +38,7 @@ def load_view(path: str | Path) -> ViewDefinition:
         raise ViewDefinitionError(
             str(file), "$", f"not valid JSON: {exc.msg} at line {exc.lineno}"
         ) from None
-    return validate_view(obj, str(file), default_name=file.stem)
+    return validate_view(obj, str(file), default_name=file.name.rsplit(".", 1)[0])
 
 
 def load_views(directory: str | Path) -> list[ViewDefinition]:
