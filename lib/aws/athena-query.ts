@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-athena";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AwsClients } from "./clients";
-import { athenaBilledBytes, athenaQueryCost, formatUsd } from "./cost";
+import { athenaBilledBytes, athenaQueryCost, formatBytes, formatUsd } from "./cost";
 import { resolveEnvironment, type DeployedEnvironment } from "./environment";
 import { OperatorError, withOperatorErrors } from "./errors";
 
@@ -146,17 +146,6 @@ export async function runAthenaQuery(
   };
 }
 
-function humanBytes(n: number): string {
-  const units = ["bytes", "KB", "MB", "GB", "TB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[i]}`;
-}
-
 /** Pure: the result as an aligned text table, then a line with rows, bytes scanned and cost. */
 export function renderQueryResult(result: AthenaQueryResult): string {
   const header = result.columns.map((c) => c.name);
@@ -170,7 +159,7 @@ export function renderQueryResult(result: AthenaQueryResult): string {
   const lines = header.length ? [fmt(header), widths.map((w) => "-".repeat(w)).join("-+-"), ...cells.map(fmt)] : [];
   lines.push(
     `${result.rows.length} row${result.rows.length === 1 ? "" : "s"}${result.truncated ? " (truncated)" : ""} in ${result.pages} page${result.pages === 1 ? "" : "s"}; ` +
-      `scanned ${humanBytes(result.bytesScanned)} (billed ${humanBytes(result.billedBytes)}), cost ${formatUsd(result.costUsd)} [query ${result.queryExecutionId}]`,
+      `scanned ${formatBytes(result.bytesScanned)} (billed ${formatBytes(result.billedBytes)}), cost ${formatUsd(result.costUsd)} [query ${result.queryExecutionId}]`,
   );
   return lines.join("\n") + "\n";
 }

@@ -7,6 +7,7 @@ import { EMRServerlessClient } from "@aws-sdk/client-emr-serverless";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { AWS_ENDPOINT_ENV } from "../core/storage";
 
 // The SDK warns on every CLI start under Node 20 that *future* SDK versions will need Node 22; the
 // lockfile pins this one, which supports Node 20, so the warning would only bury the CLI's output.
@@ -14,9 +15,10 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 /**
  * Test-only: every client talks to this URL instead of AWS (the moto server the tests start on
- * 127.0.0.1). Users never set it; real runs resolve endpoints from the region.
+ * 127.0.0.1), the same variable the lake's storage module and the Lambdas' clients honour.
+ * Users never set it; real runs resolve endpoints from the region.
  */
-export const AWS_ENDPOINT_ENV = "FHIR_PIPELINE_AWS_ENDPOINT";
+export { AWS_ENDPOINT_ENV };
 
 export interface AwsClientOptions {
   /** Region of the deployed environment; default: the SDK's chain (AWS_REGION, profile). */

@@ -7,7 +7,7 @@ import { GetQueryExecutionCommand, ListQueryExecutionsCommand } from "@aws-sdk/c
 import { ListExecutionsCommand, type ExecutionListItem } from "@aws-sdk/client-sfn";
 import type { MetricRecord } from "../core/metrics";
 import { AwsClients } from "./clients";
-import { athenaQueryCost, formatUsd, trend, type Trend } from "./cost";
+import { athenaQueryCost, formatBytes, formatUsd, trend, type Trend } from "./cost";
 import { resolveEnvironment, type DeployedEnvironment } from "./environment";
 import { OperatorError, withOperatorErrors } from "./errors";
 import { historySince } from "./execution-follower";
@@ -15,6 +15,9 @@ import { interpretHistory } from "./execution-history";
 import { s3LakeObjects, type LakeObjects } from "./lake-objects";
 import { ALL_PARTS, COST_STEP, completeRunCost, costRowOf, type RunCostSummary, type RunJob } from "./run-cost";
 import { readStepMetrics } from "./run-metrics";
+
+/** Which prices the report's figures use (DEPLOYED_PRICES). */
+export const REPORT_PRICES = "us-east-1 on-demand list prices for arm64, lib/aws/cost.ts";
 
 export interface RunCostRow extends RunCostSummary {
   status: string;
@@ -107,7 +110,7 @@ export async function costReport(
   const at = (r: RunCostRow) => (r.startedAt ? Date.parse(r.startedAt) : 0);
   return {
     environment: env.name,
-    prices: "us-east-1 on-demand list prices (lib/aws/cost.ts)",
+    prices: REPORT_PRICES,
     runs,
     totalTrend: trend(runs.map((r) => ({ at: at(r), value: r.totalUsd }))),
     perMillionTrend: trend(
@@ -155,7 +158,7 @@ export function renderCostReport(report: CostReport): string {
   }
   lines.push(
     "",
-    `Athena (last ${report.athena.queries} queries in the workgroup): ${report.athena.bytesScanned} bytes scanned, ${formatUsd(report.athena.costUsd)} (10 MB minimum per query)`,
+    `Athena (last ${report.athena.queries} queries in the workgroup): ${formatBytes(report.athena.bytesScanned)} scanned, ${formatUsd(report.athena.costUsd)} (10 MB minimum per query)`,
   );
   return lines.join("\n") + "\n";
 }

@@ -226,3 +226,15 @@ export function formatUsd(usd: number): string {
   if (Math.abs(usd) >= 1) return `$${usd.toFixed(2)}`;
   return `$${usd.toPrecision(3)}`;
 }
+
+/** "0 bytes", "512.0 KB", "1.2 GB": binary units, as Athena bills and S3 reports sizes. */
+export function formatBytes(n: number): string {
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[i]}`;
+}

@@ -6,6 +6,7 @@
 // and maintenance jobs do at their end. So while following, a job's stage summary appears when its
 // metrics file appears (in practice as the job finishes), read through the lake's storage module.
 import { decodeMetricsParquet, STEP_METRICS, type MetricRecord } from "../core/metrics";
+import { formatBytes } from "./cost";
 import type { LakeObjects } from "./lake-objects";
 import { listMetricsFiles, runStepFilePrefix } from "./run-metrics";
 
@@ -42,24 +43,14 @@ export function sparkStageSummary(rows: readonly MetricRecord[]): SparkStageSumm
   };
 }
 
-function bytes(n: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
-}
-
 /** Pure: one line of a stage summary, e.g. "14 stages (412 tasks), read 1.2 GB, shuffled 310.0 MB, 52000 records". */
 export function describeStageSummary(s: SparkStageSummary): string {
   const parts = [
     `${s.stages} stages (${s.tasks} tasks${s.failedStages ? `, ${s.failedStages} failed` : ""})`,
-    `read ${bytes(s.inputBytes)}`,
+    `read ${formatBytes(s.inputBytes)}`,
   ];
-  if (s.shuffleBytes) parts.push(`shuffled ${bytes(s.shuffleBytes)}`);
-  if (s.spillBytes) parts.push(`spilled ${bytes(s.spillBytes)}`);
+  if (s.shuffleBytes) parts.push(`shuffled ${formatBytes(s.shuffleBytes)}`);
+  if (s.spillBytes) parts.push(`spilled ${formatBytes(s.spillBytes)}`);
   if (s.records !== undefined) parts.push(`${s.records} records`);
   return parts.join(", ");
 }
