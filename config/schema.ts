@@ -110,9 +110,13 @@ export const ProcessingConfig = z
 export const MaintenanceConfig = z
   .object({
     /** Compact once this many small data files were committed since the table's last compaction. */
-    compactMinSmallFiles: z.number().int().min(1).default(10),
-    /** Compact once a table has this many delete files (merge-on-read updates and deletes). */
-    compactMinDeleteFiles: z.number().int().min(1).default(8),
+    compactMinSmallFiles: z.number().int().min(1).default(50),
+    /** ...and they are at least this share of its data files. */
+    compactSmallFilesShare: z.number().gt(0).max(1).default(0.5),
+    /** Compact once a table has this many delete files (merge-on-read updates and deletes)... */
+    compactMinDeleteFiles: z.number().int().min(1).default(20),
+    /** ...and at least this many per data file (a nightly MERGE adds one to each partition it touches). */
+    compactDeleteFilesPerDataFile: z.number().gt(0).default(1),
     /** A data file below this size is small (about 3/4 of the 128 MiB target Athena reads best). */
     smallFileBytes: z
       .number()

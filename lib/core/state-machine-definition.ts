@@ -123,8 +123,12 @@ export function maintenanceJobArguments(m: MaintenanceConfig): string[] {
   return [
     "--compact-min-small-files",
     String(m.compactMinSmallFiles),
+    "--compact-small-files-share",
+    String(m.compactSmallFilesShare),
     "--compact-min-delete-files",
     String(m.compactMinDeleteFiles),
+    "--compact-delete-files-per-data-file",
+    String(m.compactDeleteFilesPerDataFile),
     "--small-file-bytes",
     String(m.smallFileBytes),
     "--rewrite-manifests-min",

@@ -233,7 +233,8 @@ def nightly(days: int, files_per_night: int, size: int = 1_000_000) -> list[Snap
     return snaps[::-1]
 
 
-PIPELINE = MaintenancePolicy()
+# The pipeline's policy with lower absolute floors, so that the arithmetic stays small.
+PIPELINE = MaintenancePolicy(compact_min_small_files=10, compact_min_delete_files=8)
 
 
 def plan_for(f: TableFacts, policy: MaintenancePolicy = PIPELINE) -> dict[str, str]:
@@ -255,6 +256,21 @@ def test_small_files_since_the_last_compaction_decide_compaction() -> None:
     assert small_files_since_compaction(facts(nightly(4, 4), compacted=4), 96 * 1024 * 1024) == 4
     # Large commits are not small files.
     assert "compact" not in plan_for(facts(nightly(6, 4, size=4 * 512 * 1024 * 1024)))
+
+
+def test_thresholds_are_relative_to_the_table_s_data_files() -> None:
+    # A month-partitioned table: a first load of 100 files, then nights touching 20 partitions.
+    t0 = int((NOW - timedelta(days=2)).timestamp() * 1000)
+    load = SnapshotFacts(1, t0, 100, 100 * 1_000_000, 100)
+    night1 = SnapshotFacts(2, t0 + 24 * HOUR_MS, 20, 20 * 100_000, 120)
+    night2 = SnapshotFacts(3, t0 + 48 * HOUR_MS, 20, 20 * 100_000, 140)
+    one_night = facts([night1, load], delete_files=20)
+    assert "compact" not in plan_for(one_night)  # 20 small of 120, 20 deletes for 120 files
+    assert "compact" not in plan_for(facts([night2, night1, load], delete_files=40))
+    many_deletes = facts([night2, night1, load], delete_files=140)
+    assert plan_for(many_deletes)["compact"] == "140 delete files for 140 data files"
+    half_small = MaintenancePolicy(compact_min_small_files=10, compact_small_files_share=0.25)
+    assert "compact" in plan_for(facts([night2, night1, load]), half_small)  # 40 of 140
 
 
 def test_delete_files_and_manifests_have_their_own_thresholds() -> None:

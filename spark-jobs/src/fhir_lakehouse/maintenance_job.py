@@ -2,13 +2,15 @@
 
     python -m fhir_lakehouse.maintenance_job --lake file:///work/lake
         [--older-than 3d] [--retain-last 5] [--orphan-older-than 3d] [--orphan-interval 7d]
-        [--compact-min-small-files 10] [--compact-min-delete-files 8] [--small-file-bytes N]
+        [--compact-min-small-files 50] [--compact-small-files-share 0.5]
+        [--compact-min-delete-files 20] [--compact-delete-files-per-data-file 1.0] [--small-file-bytes N]
         [--rewrite-manifests-min 16] [--every-step] [--namespaces silver,gold]
 
 Per table, in this order (the Iceberg Spark procedures of catalog `lake`), each step only when it
 is due (the policy, config `maintenance`; `--every-step` runs all four on every table):
 1. rewrite_data_files, due when the small data files committed since the table's last compaction
-   reach --compact-min-small-files, or its delete files reach --compact-min-delete-files: small
+   reach --compact-min-small-files and --compact-small-files-share of its data files, or its
+   delete files reach --compact-min-delete-files and --compact-delete-files-per-data-file: small
    files compacted, and data files with delete files (merge-on-read MERGEs) rewritten without the
    deleted rows (sort strategy where the table has a sort order, binpack otherwise);
 2. rewrite_manifests, due when the current snapshot has --rewrite-manifests-min manifests or more
@@ -58,8 +60,12 @@ PROP_ORPHANS_CHECKED_AT = "fhir-lakehouse.maintenance.orphans-checked-at"
 class MaintenancePolicy:
     """When each step is due (config `maintenance`; defaults mirror config/schema.ts)."""
 
-    compact_min_small_files: int = 10
-    compact_min_delete_files: int = 8
+    compact_min_small_files: int = 50
+    # ... and they are at least this share of the table's data files.
+    compact_small_files_share: float = 0.5
+    compact_min_delete_files: int = 20
+    # ... and there are at least this many per data file (merge-on-read work per file read).
+    compact_delete_files_per_data_file: float = 1.0
     small_file_bytes: int = 96 * MIB
     rewrite_manifests_min: int = 16
     orphan_interval: timedelta = timedelta(days=7)
@@ -231,12 +237,21 @@ def plan_table(
             plan.rewrite_manifests = "every step"
         plan.expire = plan.remove_orphans = "every step"
         return plan
+    # A nightly MERGE into a partitioned table adds a small data file and a delete file to every
+    # partition it touches, so absolute counts alone would compact big tables every night: the
+    # thresholds are also relative to the table's data files.
     small = small_files_since_compaction(facts, policy.small_file_bytes)
-    if st.delete_files >= policy.compact_min_delete_files:
-        plan.compact = f"{st.delete_files} delete files >= {policy.compact_min_delete_files}"
-    elif small >= policy.compact_min_small_files:
+    min_deletes = max(
+        policy.compact_min_delete_files, policy.compact_delete_files_per_data_file * st.data_files
+    )
+    min_small = max(
+        policy.compact_min_small_files, policy.compact_small_files_share * st.data_files
+    )
+    if st.delete_files and st.delete_files >= min_deletes:
+        plan.compact = f"{st.delete_files} delete files for {st.data_files} data files"
+    elif small and small >= min_small:
         plan.compact = (
-            f"{small} small files since the last compaction >= {policy.compact_min_small_files}"
+            f"{small} of {st.data_files} data files small, added since the last compaction"
         )
     if st.manifests >= policy.rewrite_manifests_min:
         plan.rewrite_manifests = f"{st.manifests} manifests >= {policy.rewrite_manifests_min}"
@@ -523,6 +538,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"compaction (default {defaults.compact_min_small_files})",
     )
     p.add_argument(
+        "--compact-small-files-share",
+        type=float,
+        default=defaults.compact_small_files_share,
+        help="... and they are at least this share of its data files "
+        f"(default {defaults.compact_small_files_share})",
+    )
+    p.add_argument(
+        "--compact-delete-files-per-data-file",
+        type=float,
+        default=defaults.compact_delete_files_per_data_file,
+        help="... and it has at least this many per data file "
+        f"(default {defaults.compact_delete_files_per_data_file})",
+    )
+    p.add_argument(
         "--compact-min-delete-files",
         type=int,
         default=defaults.compact_min_delete_files,
@@ -572,6 +601,8 @@ def policy_from_args(args: argparse.Namespace) -> MaintenancePolicy:
     return MaintenancePolicy(
         compact_min_small_files=args.compact_min_small_files,
         compact_min_delete_files=args.compact_min_delete_files,
+        compact_small_files_share=args.compact_small_files_share,
+        compact_delete_files_per_data_file=args.compact_delete_files_per_data_file,
         small_file_bytes=args.small_file_bytes,
         rewrite_manifests_min=args.rewrite_manifests_min,
         orphan_interval=parse_duration(args.orphan_interval),
