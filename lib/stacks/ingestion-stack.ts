@@ -114,6 +114,9 @@ export class IngestionStack extends Stack {
       ["Glue", ec2.InterfaceVpcEndpointAwsService.GLUE],
       // The X-Ray daemon in a VPC function uploads trace segments through the VPC.
       ["XRay", ec2.InterfaceVpcEndpointAwsService.XRAY],
+      // PublishMetrics costs the run: the Spark jobs' GetJobRun and the Lambdas' Duration metrics.
+      ["EmrServerless", ec2.InterfaceVpcEndpointAwsService.EMR_SERVERLESS],
+      ["Monitoring", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING],
     ];
     for (const [name, service] of endpoints) {
       this.vpc.addInterfaceEndpoint(`${name}Endpoint`, {

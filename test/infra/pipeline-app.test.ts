@@ -218,11 +218,11 @@ describe("least privilege", () => {
     expect(egress).toEqual([...config.network.epicEgressCidrs, config.network.vpcCidr].map((c) => `tcp:443-443:${c}`).sort());
   });
 
-  test("VPC endpoints for S3, SQS, Secrets Manager, KMS, CloudWatch Logs, STS, Glue and X-Ray", () => {
+  test("VPC endpoints for S3, SQS, Secrets Manager, KMS, CloudWatch Logs and metrics, STS, Glue, X-Ray and EMR Serverless", () => {
     const services = ofType("ingestion", "AWS::EC2::VPCEndpoint").map(([, r]) =>
       String(placeholder(r.Properties!.ServiceName)).split(".").pop(),
     );
-    expect(services.sort()).toEqual(["glue", "kms", "logs", "s3", "secretsmanager", "sqs", "sts", "xray"]);
+    expect(services.sort()).toEqual(["emr-serverless", "glue", "kms", "logs", "monitoring", "s3", "secretsmanager", "sqs", "sts", "xray"]);
   });
 });
 
