@@ -62,6 +62,20 @@ export interface UsageClients {
   cloudWatch: CloudWatchClient;
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * The GetMetricStatistics period for [start, end]: at most 1,440 datapoints per request, and what
+ * CloudWatch keeps for data that old (1-minute data for 15 days, 5-minute for 63, hourly after
+ * that; a finer period for older data returns no datapoints at all, not an error).
+ */
+export function metricPeriodSeconds(start: Date, end: Date, now: Date = new Date()): number {
+  const age = now.getTime() - start.getTime();
+  const unit = age > 63 * DAY_MS ? 3600 : age > 15 * DAY_MS ? 300 : 60;
+  const seconds = Math.max(unit, (end.getTime() - start.getTime()) / 1000);
+  return Math.max(unit, Math.ceil(seconds / 1440 / unit) * unit);
+}
+
 /** Sum of one AWS/Lambda metric of one function over [start, end] (GetMetricStatistics, Sum). */
 async function lambdaMetricSum(
   cloudWatch: CloudWatchClient,
@@ -70,9 +84,7 @@ async function lambdaMetricSum(
   start: Date,
   end: Date,
 ): Promise<number> {
-  const seconds = Math.max(60, (end.getTime() - start.getTime()) / 1000);
-  // At most 1,440 datapoints per request; periods are multiples of 60 s.
-  const period = Math.max(60, Math.ceil(seconds / 1440 / 60) * 60);
+  const period = metricPeriodSeconds(start, end);
   const answer = await cloudWatch.send(
     new GetMetricStatisticsCommand({
       Namespace: "AWS/Lambda",

@@ -1,5 +1,6 @@
 // Pure cost arithmetic: EMR Serverless from resource utilisation, Athena's rounding and minimum,
-// Lambda GB-seconds, the per-run total and per million resources, and the trend over runs.
+// Lambda GB-seconds, the per-run total and per million resources, the trend over runs, a run's
+// cost record as two writers leave it, and the CloudWatch period for a run's window.
 import {
   ATHENA_BYTES_PER_MB,
   ATHENA_BYTES_PER_TB,
@@ -11,7 +12,10 @@ import {
   lambdaGbSeconds,
   runCost,
   trend,
+  type RunUsage,
 } from "../../lib/aws/cost";
+import { COST_METRICS, COST_STEP, IN_RUN_PARTS, costMetricRows, costRowOf, metricPeriodSeconds } from "../../lib/aws/run-cost";
+import type { MetricRecord } from "../../lib/core/metrics";
 
 const x86 = US_EAST_1_PRICES.x86_64;
 
@@ -132,5 +136,58 @@ describe("formatUsd", () => {
     expect(formatUsd(0.000123456)).toBe("$0.000123");
     expect(formatUsd(12.345)).toBe("$12.35");
     expect(formatUsd(0)).toBe("$0");
+  });
+});
+
+describe("a run's cost record (step cost of the metrics contract)", () => {
+  const usage: RunUsage = {
+    emrJobs: [{ step: "silver", jobRunId: "j1", billed: { vCPUHour: 1, memoryGBHour: 4, storageGBHour: 0 } }],
+    lambdaGbSeconds: 0,
+    lambdaRequests: 0,
+    lambdaFunctions: [{ role: "DownloadFile", name: "dl", memoryMb: 2048, durationMs: 10_000, invocations: 2, gbSeconds: 20 }],
+    stateTransitions: 40,
+    athenaQueryBytes: [],
+    resources: 1000,
+  };
+  usage.lambdaGbSeconds = 20;
+  usage.lambdaRequests = 2;
+  const cost = runCost(usage);
+  const asRecords = (rows: ReturnType<typeof costMetricRows>): MetricRecord[] =>
+    rows.map((r) => ({ ...r, runId: "r1", step: COST_STEP, recordedAtMicros: 0n }));
+
+  it("adds up what two writers recorded: PublishMetrics's parts, then the CLI's Step Functions part", () => {
+    const inRun = asRecords(costMetricRows(usage, cost, IN_RUN_PARTS));
+    expect(costRowOf("r1", inRun).parts).toEqual(["emr", "lambda", "athena"]);
+    expect(costRowOf("r1", inRun).stateTransitions).toBeUndefined();
+    const later = asRecords(costMetricRows(usage, cost, ["stepfunctions"], 900));
+    const whole = costRowOf("r1", [...inRun, ...later]);
+    expect(whole.parts).toEqual(["emr", "lambda", "athena", "stepfunctions"]);
+    expect(whole.totalUsd).toBeCloseTo(cost.totalUsd, 15);
+    expect(whole.lambdaGbSeconds).toBe(20);
+    expect(whole.stateTransitions).toBe(40);
+    expect(whole.durationSeconds).toBe(900);
+    expect(whole.resources).toBe(1000);
+    expect(whole.usdPerMillionResources).toBeCloseTo(cost.totalUsd * 1000, 12);
+  });
+
+  it("ignores the total row older records carry (the total is the sum of the components)", () => {
+    const rows = asRecords(costMetricRows(usage, cost));
+    const legacyTotal = { ...rows[0], name: COST_METRICS.costUsd, value: 99, unit: "USD", attributes: { component: "total" } };
+    expect(costRowOf("r1", [...rows, legacyTotal]).totalUsd).toBeCloseTo(cost.totalUsd, 15);
+  });
+});
+
+describe("CloudWatch period for a run's window", () => {
+  const now = new Date("2026-11-25T12:00:00Z");
+  const ago = (days: number, hours = 0) => new Date(now.getTime() - days * 86_400_000 + hours * 3_600_000);
+
+  it("is one minute for a recent run, longer only past 1,440 datapoints", () => {
+    expect(metricPeriodSeconds(ago(1), ago(1, 3), now)).toBe(60);
+    expect(metricPeriodSeconds(ago(3), ago(1), now)).toBe(120);
+  });
+
+  it("is what CloudWatch keeps for older data: 5 minutes after 15 days, an hour after 63", () => {
+    expect(metricPeriodSeconds(ago(20), ago(20, 3), now)).toBe(300);
+    expect(metricPeriodSeconds(ago(70), ago(70, 3), now)).toBe(3600);
   });
 });
