@@ -153,6 +153,8 @@ export async function followExecution(options: FollowOptions): Promise<FollowRes
             id: job.usage.jobRunId,
             state: job.usage.state,
             completedTasks: job.stages.tasks,
+            // The recorded stages are finished ones: the total is known only once the job ended.
+            totalTasks: ended ? job.stages.tasks : undefined,
             detail: describeStageSummary(job.stages),
           });
         }

@@ -125,6 +125,7 @@ describe("run --env", () => {
       id: silver.usage.jobRunId,
       state: "SUCCESS",
       completedTasks: 12,
+      totalTasks: 12,
       detail: "2 stages (12 tasks), read 3.0 MB, shuffled 512.0 KB, 1180 records",
     });
     // The gold job wrote no metrics: its job states are all there is.
