@@ -60,11 +60,9 @@ def _grouped(spark: Any, sql: str) -> dict[str, int]:  # noqa: ANN401
 
 
 def _tables(spark: Any, namespace: str) -> list[str]:  # noqa: ANN401
-    if not spark.catalog.databaseExists(f"lake.{namespace}"):
-        return []
-    return sorted(
-        str(r["tableName"]) for r in spark.sql(f"SHOW TABLES IN lake.{namespace}").collect()
-    )
+    from fhir_lakehouse.spark_session import catalog_tables
+
+    return catalog_tables(spark, namespace)
 
 
 def _row_counts(spark: Any, tables: list[str]) -> dict[str, int]:  # noqa: ANN401
@@ -80,7 +78,12 @@ def table_counts(spark: Any, run_id: str) -> dict[str, Any]:  # noqa: ANN401
     silver table (the views) and of every gold table."""
     silver_tables = _tables(spark, "silver")
     gold_tables = _tables(spark, "gold")
-    out: dict[str, Any] = {"silver": {}, "silverRejected": {}, "silverTables": {}, "gold": {}}
+    out: dict[str, Any] = {
+        "silver": {},
+        "silverRejected": {},
+        "silverTables": {},
+        "gold": {},
+    }
     if "resources" in silver_tables:
         out["silver"] = _grouped(
             spark,

@@ -114,6 +114,23 @@ def local_session(
     return spark
 
 
+def catalog_tables(spark: SparkSession, namespace: str, catalog: str = CATALOG) -> list[str]:
+    """Names of the tables in `catalog.namespace` (sorted; [] when the namespace does not exist).
+
+    Asks the catalog plugin directly: the first `SHOW TABLES` of a session costs seconds (measured
+    6-9 s on a busy 2-core machine, 0.1 s for this call), which every local run paid twice.
+    """
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    gateway = spark.sparkContext._gateway  # type: ignore[attr-defined]
+    plugin = spark._jsparkSession.sessionState().catalogManager().catalog(catalog)
+    path = gateway.new_array(jvm.java.lang.String, 1)
+    path[0] = namespace
+    if not plugin.namespaceExists(path):
+        return []
+    identifiers = plugin.listTables(path)
+    return sorted(str(identifiers[i].name()) for i in range(len(identifiers)))
+
+
 def get_or_create_session(lake_root: str, settings: dict[str, Any] | None = None) -> SparkSession:
     """The active session (EMR Serverless, configured by spark-submit) or a new local one."""
     active = SparkSession.getActiveSession()
