@@ -10,7 +10,7 @@ import { OperatorError } from "./errors";
 import { historySince } from "./execution-follower";
 import { interpretHistory, sparkStepOf } from "./execution-history";
 import type { LakeObjects } from "./lake-objects";
-import { costRowOf } from "./run-cost";
+import { costRowOf, costSummary, type RunCostSummary } from "./run-cost";
 import { readRunsMetrics, recordsPerStep } from "./run-metrics";
 
 export interface RunSummary {
@@ -33,6 +33,8 @@ export interface RunDetail extends RunSummary {
   failedState?: string;
   /** EMR Serverless job runs of the run, by Spark step. */
   jobs: { step: string; jobRunId: string }[];
+  /** The run's cost by part, if recorded. */
+  cost?: RunCostSummary;
   /** The run's metrics rows (recorded_at as ISO 8601, so the detail serialises as JSON). */
   metrics: (Omit<MetricRecord, "recordedAtMicros"> & { recordedAt: string })[];
 }
@@ -126,6 +128,7 @@ export async function runDetail(clients: AwsClients, env: DeployedEnvironment, o
     durationSeconds: duration(described.startDate, described.stopDate),
     recordsPerStep: recordsPerStep(rows),
     costUsd: totalCost(name, rows),
+    cost: costRowOf(name, rows).parts.length ? costRowOf(name, rows) : undefined,
     error: described.error,
     cause: described.cause,
     failedState,
@@ -215,7 +218,7 @@ export function renderStatus(report: StatusReport): string {
     if (r.failedState || r.error) lines.push(`  failed${r.failedState ? ` in ${r.failedState}` : ""}${r.error ? `: ${r.error}` : ""}`);
     for (const j of r.jobs) lines.push(`  spark ${j.step}: EMR Serverless job run ${j.jobRunId}`);
     lines.push(`  records per step: ${fmtRecords(r.recordsPerStep)}`);
-    if (r.costUsd !== undefined) lines.push(`  estimated cost: ${formatUsd(r.costUsd)}`);
+    if (r.cost) lines.push(`  estimated cost: ${costSummary(r.cost)}`);
   }
   lines.push("");
   if (report.alarms.length === 0) lines.push("alarms firing: none");

@@ -202,6 +202,7 @@ describe("status --env", () => {
     expect(detail.stdout).toContain(`run ${run.runId}: SUCCEEDED`);
     expect(detail.stdout).toMatch(/spark silver: EMR Serverless job run \S+/);
     expect(detail.stdout).toContain("records per step: extract 1200, silver 1180, gold 42");
+    expect(detail.stdout).toMatch(/estimated cost: \$\S+ \(EMR \$\S+, Lambda \$\S+ \(0\.0 GB-s\), Step Functions \$\S+\)/);
     expect(detail.stdout).toContain("alarms firing: 1");
     expect(detail.stdout).toContain("fhir-lakehouse-dev-dlq-not-empty");
   });
