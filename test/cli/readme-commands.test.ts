@@ -29,3 +29,39 @@ describe("README CLI table", () => {
     expect(shown.filter((flag) => !longFlags.has(flag))).toEqual([]);
   });
 });
+
+// Every command line the README shows (code blocks and inline), for the CLI and for the Python
+// jobs, names a command or module that exists and only options it has: copied examples work.
+describe("README command examples", () => {
+  const program = buildProgram();
+  const commands = new Map(program.commands.map((c) => [c.name(), c]));
+  const globalFlags = new Set(program.options.map((o) => o.long));
+  const flagsOf = (text: string): string[] => [...text.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)].map((m) => m[0]);
+  // An invocation ends at a backtick, a comment or the end of the line.
+  const invocations = (prefix: RegExp): string[] =>
+    readme
+      .split("\n")
+      .flatMap((line) => [...line.matchAll(new RegExp(`${prefix.source}[^\`#\\n]*`, "g"))].map((m) => m[0].trim()));
+
+  const cli = invocations(/npx fhir-pipeline /);
+  it("finds the CLI examples", () => expect(cli.length).toBeGreaterThanOrEqual(8));
+
+  it.each(cli.filter((c) => !c.endsWith("--help")).map((c) => [c]))("%s", (line) => {
+    const name = line.split(/\s+/)[2];
+    const command = commands.get(name);
+    expect(command).toBeDefined();
+    const known = new Set([...command!.options.map((o) => o.long), ...globalFlags, "--help"]);
+    expect(flagsOf(line).filter((flag) => !known.has(flag))).toEqual([]);
+  });
+
+  const python = invocations(/python -m fhir_lakehouse\.[\w.]+/);
+  it.each(python.map((c) => [c]))("%s", (line) => {
+    const module = /fhir_lakehouse\.([\w.]+)/.exec(line)![1];
+    const base = path.join(__dirname, "../../spark-jobs/src/fhir_lakehouse", ...module.split("."));
+    const file = fs.existsSync(`${base}.py`) ? `${base}.py` : path.join(base, "__main__.py");
+    expect(fs.existsSync(file)).toBe(true);
+    const source = fs.readFileSync(file, "utf8");
+    // argparse options are declared as string literals in the module that parses them.
+    expect(flagsOf(line).filter((flag) => !source.includes(`"${flag}"`))).toEqual([]);
+  });
+});
