@@ -444,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     spark.stop()
 
     silver_rps = resources / silver_s
-    views_s = result.timings.get("refresh_views", 0.0)
+    # The views' share of the job: the one JSON parse (which also feeds the reject check) and
+    # the view table writes.
+    views_s = result.timings.get("parse", 0.0) + result.timings.get("refresh_views", 0.0)
     info: dict[str, Any] = {
         "resources": resources,
         "view_resources": view_resources,
@@ -496,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                 "name": "silver.views_step_vs_duckdb",
                 "value": round((view_resources / views_s) / (view_resources / duck_s), 3),
                 "higherIsBetter": True,
-                "detail": "resources/s: the silver job's view refresh step alone vs the same DuckDB views",
+                "detail": "resources/s: the silver job's JSON parse + view table writes (steps parse and refresh_views) vs the same DuckDB views",
             }
         )
     print(json.dumps({"name": "silver", "ratios": ratios, "info": info}))

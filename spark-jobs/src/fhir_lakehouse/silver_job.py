@@ -56,8 +56,10 @@ from fhir_lakehouse.silver_merge import (
     OLDER,
     UNCHANGED,
     UPDATE,
+    as_latest,
     classify,
-    latest_per_resource,
+    duplicate_keys,
+    pick_latest,
     resources_merge_sql,
     snapshot_removals,
 )
@@ -337,7 +339,16 @@ def run_silver(
 
     try:
         with timer("classify"):
-            latest = latest_per_resource(rows.drop("resource", "source", "run_id"))
+            keys = rows.drop("resource", "source", "run_id")
+            # Copies of a resource inside the run: counted by a hash aggregate of the keys; the
+            # winner of each is picked only where there are copies (none on a normal run).
+            dups = pin(duplicate_keys(keys))
+            n_dups = dups.count()
+            latest = (
+                as_latest(keys)
+                if n_dups == 0
+                else pick_latest(keys, dups, n_dups <= BROADCAST_ROWS)
+            )
             # Which of the run's types silver.resources holds, from Iceberg's manifests (no scan).
             # A type it does not hold needs no comparison: every winner is an insert.
             stored_types: set[str] | None = None

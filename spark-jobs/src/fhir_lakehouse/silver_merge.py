@@ -49,6 +49,40 @@ def latest_per_resource(rows: DataFrame) -> DataFrame:
     )
 
 
+def duplicate_keys(rows: DataFrame) -> DataFrame:
+    """(resource_type, id, _copies) of the resources the rows hold more than once.
+
+    A count per key is a hash aggregate of the keys alone; the winner's max(struct) would be a
+    sort aggregate of every key column (strings in the buffer), so it runs on duplicates only.
+    """
+    return rows.groupBy(*KEY).agg(F.count(F.lit(1)).alias("_copies")).where(F.col("_copies") > 1)
+
+
+def as_latest(rows: DataFrame) -> DataFrame:
+    """Rows of resources delivered once, in latest_per_resource's shape (`_copies` = 1)."""
+    return rows.select(
+        *KEY,
+        version_number().alias("_v"),
+        "last_updated",
+        "ingested_at",
+        "content_hash",
+        "version_id",
+        "patient_ref",
+        *LOCATOR,
+        F.lit(1).cast("bigint").alias("_copies"),
+    )
+
+
+def pick_latest(rows: DataFrame, duplicates: DataFrame, broadcast: bool) -> DataFrame:
+    """One row per resource: rows of keys in `duplicates` through latest_per_resource, the rest
+    as they are (no aggregate). `broadcast`: the duplicate keys are few enough to broadcast."""
+    dups = duplicates.select(*KEY)
+    if broadcast:
+        dups = F.broadcast(dups)
+    single = as_latest(rows.join(dups, list(KEY), "left_anti"))
+    return single.unionByName(latest_per_resource(rows.join(dups, list(KEY), "left_semi")))
+
+
 def older_expr(s_version: str, t_version: str, s_updated: str, t_updated: str) -> str:
     """SQL: is the source row older than the target row? (pure text, used in MERGE and classify).
 

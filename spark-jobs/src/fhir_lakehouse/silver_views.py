@@ -9,10 +9,13 @@ that has never been written is built from every current resource of its type.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -174,16 +177,51 @@ def table_schema(spark: SparkSession, view: SilverView) -> T.StructType:
     return T.StructType([T.StructField(f.name, f.dataType, True) for f in schema.fields])
 
 
+# Table property holding a fingerprint of what a view table's schema was derived from (the view
+# and the compiler's code): when it matches, the table is known to be current and the view is not
+# compiled again just to compare schemas (a few seconds of Spark analysis per run).
+SCHEMA_KEY_PROPERTY = "fhir-lakehouse.view-schema-key"
+
+
+@cache
+def _compiler_fingerprint() -> str:
+    digest = hashlib.sha256()
+    package = importlib.resources.files("fhir_lakehouse")
+    sources = [package / "silver_views.py", package / "silver_tables.py"]
+    sources += sorted(
+        (e for e in (package / "views").iterdir() if e.name.endswith(".py")), key=lambda e: e.name
+    )
+    for source in sources:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def schema_key(view: SilverView) -> str:
+    """Fingerprint of a view table's schema inputs: the ViewDefinition and the compiler (pure)."""
+    text = json.dumps(view.definition.raw, sort_keys=True) + _compiler_fingerprint()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def ensure_view_tables(spark: SparkSession, views: list[SilverView]) -> dict[str, list[str]]:
-    """Creates missing view tables and evolves existing ones; returns columns added per table."""
+    """Creates missing view tables and evolves existing ones; returns columns added per table.
+
+    A table whose schema key (SCHEMA_KEY_PROPERTY) matches the view is current: left as it is.
+    """
     added: dict[str, list[str]] = {}
     for view in views:
+        key = schema_key(view)
+        exists = table_exists(spark, view.name)
+        if exists and meta.properties(spark, qualified(view.name)).get(SCHEMA_KEY_PROPERTY) == key:
+            continue
         schema = table_schema(spark, view)
-        if not table_exists(spark, view.name):
+        if not exists:
             layout = view_layout(view.name, set(schema.fieldNames()))
+            layout.properties[SCHEMA_KEY_PROPERTY] = key
             spark.sql(create_table_sql(view.name, schema, layout))
             continue
         statements = evolve_schema(spark, view.name, schema)
+        meta.set_properties(spark, qualified(view.name), {SCHEMA_KEY_PROPERTY: key})
         added[view.name] = [s.split("`")[1] for s in statements if " ADD COLUMN " in s]
     return added
 
