@@ -58,9 +58,9 @@ const median = (xs: readonly number[]) => {
 };
 
 /**
- * Ratios time(other settings) / time(configured), from the median silver step time of each
- * trial: above 1 means the configured settings are faster, so higher is better and >= 1 is the
- * target (a setting that does not pay for itself shows as NOT met).
+ * Ratios cost(other settings) / cost(configured), from the median cost (the silver job's CPU
+ * seconds) of each trial: above 1 means the configured settings are cheaper, so higher is better
+ * and >= 1 is the target (a setting that does not pay for itself shows as NOT met).
  */
 export function tuningRatios(
   trials: readonly Trial[],
@@ -82,7 +82,7 @@ export function tuningRatios(
         value,
         higherIsBetter: true,
         target: { op: ">=", value: 1 },
-        detail: `silver step time with ${key}=${String(SPARK_DEFAULTS[key])} (Spark default) / with ${key}=${String(configured[key])} (configured)`,
+        detail: `silver job CPU time with ${key}=${String(SPARK_DEFAULTS[key])} (Spark default) / with ${key}=${String(configured[key])} (configured)`,
       });
     } else {
       const changed = nonDefaultKeys(configured)
@@ -93,7 +93,7 @@ export function tuningRatios(
         value,
         higherIsBetter: true,
         target: { op: ">=", value: 1 },
-        detail: `silver step time with Spark's defaults / with the configured settings (${changed || "none differ"})`,
+        detail: `silver job CPU time with Spark's defaults / with the configured settings (${changed || "none differ"})`,
       });
     }
   }

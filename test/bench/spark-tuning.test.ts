@@ -1,4 +1,5 @@
 import { loadConfig } from "../../config/load";
+import { cpuSecondsFromStat, runMeasured } from "../../bench/process-cpu";
 import { SPARK_DEFAULTS, nonDefaultKeys, trialOrder, tuningRatios, tuningTrials } from "../../bench/spark-tuning-plan";
 
 const configured = loadConfig("local").processing.localSpark;
@@ -44,5 +45,23 @@ describe("Spark tuning plan", () => {
     expect(ratios["spark_tuning.silver.kryo"].value).toBeCloseTo(0.95, 10); // kryo does not pay for itself here
     expect(ratios["spark_tuning.silver.kryo"].detail).toContain("kryo=false (Spark default) / with kryo=true (configured)");
     expect(() => tuningRatios(trials, new Map([["configured", [1]]]), settings)).toThrow(/no time measured for trial defaults/);
+  });
+});
+
+describe("CPU time of a process tree", () => {
+  it("reads utime + stime from /proc/PID/stat, whatever the command name holds", () => {
+    // pid (comm) state ppid ... utime stime: fields 14 and 15, in clock ticks (100/s).
+    const fields = Array.from({ length: 20 }, (_, i) => String(i + 3));
+    fields[11] = "250"; // utime
+    fields[12] = "50"; // stime
+    expect(cpuSecondsFromStat(`42 (java (x) y) ${fields.join(" ")}`)).toBeCloseTo(3, 10);
+  });
+
+  it("counts the CPU of a child's children (a job and the process it starts)", async () => {
+    // A shell that starts a busy child and waits for it: the child's CPU must be counted.
+    const script = "sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'";
+    const { cpuSeconds, wallSeconds } = await runMeasured("sh", ["-c", `${script}; true`], { cwd: "/", what: "busy loop", intervalMs: 20 });
+    expect(cpuSeconds).toBeGreaterThan(0.1);
+    expect(cpuSeconds).toBeLessThanOrEqual(wallSeconds * 2 + 0.05);
   });
 });
