@@ -10,6 +10,8 @@ import pytest
 from fhir_lakehouse.gold_incremental import (
     PlanInput,
     Watermark,
+    appends_only,
+    changed_groups,
     plan_table,
     read_watermark,
     too_many_changed,
@@ -198,3 +200,43 @@ def test_cli_settings() -> None:
     settings, _ = settings_from_args(args)
     assert settings == GoldSettings(suppression_threshold=7, reference_date=date(2024, 1, 31))
     assert settings.params() == {"suppression_threshold": "7", "reference_date": "2024-01-31"}
+
+
+def test_changed_groups_are_those_of_rows_added_removed_or_changed() -> None:
+    # rows: (group..., row values...): group = (code, day)
+    old = [("A", 1, "o1", 5.0), ("A", 1, "o2", 6.0), ("B", 2, "o3", 7.0), ("C", 3, "o4", 8.0)]
+    new = [
+        ("A", 1, "o1", 5.0),  # unchanged
+        ("A", 1, "o2", 6.0),  # unchanged
+        ("B", 4, "o3", 7.0),  # o3 moved from day 2 to day 4: both groups move
+        ("D", 5, "o5", 1.0),  # added
+    ]  # o4 removed
+    assert changed_groups(old, new, 2) == {("B", 2), ("B", 4), ("C", 3), ("D", 5)}
+    assert changed_groups(old, list(old), 2) == set()
+    # a duplicated identical row is a change of the multiset
+    assert changed_groups(old, old + [("A", 1, "o1", 5.0)], 2) == {("A", 1)}
+
+
+def test_incremental_append_scan_only_over_appends_and_compactions() -> None:
+    def snap(i: int, op: str) -> SnapshotInfo:
+        return SnapshotInfo(i, i - 1 if i > 1 else None, op, {})
+
+    chain = [snap(5, "append"), snap(4, "replace"), snap(3, "append"), snap(2, "append")]
+    assert appends_only(chain, since=2, until=5)
+    assert appends_only(chain, since=3, until=4)
+    assert not appends_only(chain, since=1, until=5)  # since expired (not in the chain)
+    rewritten = [snap(5, "append"), snap(4, "overwrite"), snap(3, "append")]
+    assert not appends_only(rewritten, since=3, until=5)
+    assert appends_only(rewritten, since=4, until=5)
+
+
+def test_unchanged_inputs_leave_the_table_alone_unless_a_full_run_or_setting_says_otherwise() -> (
+    None
+):
+    assert plan(inputs_unchanged=True)[0] == "unchanged"
+    assert plan(table=CONDITION_PREVALENCE, inputs_unchanged=True)[0] == "unchanged"
+    assert plan(inputs_unchanged=True, requested_full=True)[0] == "full"
+    assert plan(inputs_unchanged=True, table_created=True)[0] == "full"
+    assert plan(inputs_unchanged=True, watermark_valid=False)[0] == "full"
+    stricter = {**PARAMS, "suppression_threshold": "11"}
+    assert plan(table=CONDITION_PREVALENCE, inputs_unchanged=True, params=stricter)[0] == "full"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -345,6 +346,15 @@ def per_table(report: GoldRunReport) -> dict[str, float]:
     return {t.table: t.seconds for t in report.tables}
 
 
+def jobs_per_table(report: GoldRunReport) -> dict[str, int]:
+    return {t.table: t.spark_jobs for t in report.tables}
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (the bench shares the machine; ratios survive it)."""
+    return round(os.getloadavg()[0], 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m fhir_lakehouse.bench_gold", description=__doc__.splitlines()[0]
@@ -365,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = local_session(f"file://{lake}", spark_settings, app_name="bench-gold")
     log = lambda msg: print(f"[bench_gold] {msg}", file=sys.stderr, flush=True)  # noqa: E731
 
+    load_before = load_average()
     t0 = time.perf_counter()
     counts = write_silver(spark, synthetic_silver(spark, args.patients), "bench-0")
     all_keys = spark.table("lake.silver.patient").select(F.col("id").alias("patient_key"))
@@ -378,11 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     warm_incr = run_gold(spark, str(lake), "bench-warm-incr", "silver", settings)
     log(f"warm-up: full {warm.seconds:.1f}s, incremental {warm_incr.seconds:.1f}s")
     full = run_gold(spark, str(lake), "bench-full", None, settings)
-    log(f"full run {full.seconds:.1f}s {per_table(full)}")
+    log(f"full run {full.seconds:.1f}s, {full.spark_jobs} Spark jobs {per_table(full)}")
 
     changed = change_patients(spark, "bench-1", salt=101, fraction=args.change_fraction)
     incr = run_gold(spark, str(lake), "bench-incr", "silver", settings)
-    log(f"incremental run ({changed} patients) {incr.seconds:.1f}s {per_table(incr)}")
+    log(
+        f"incremental run ({changed} patients) {incr.seconds:.1f}s, {incr.spark_jobs} Spark jobs {per_table(incr)} {jobs_per_table(incr)}"
+    )
 
     # Each cross-patient aggregate with the other strategy, on a second change of the same size.
     flipped = {
@@ -393,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     alt = run_gold(
         spark, str(lake), "bench-alt", "silver", GoldSettings(10, REF, strategies=flipped)
     )
+    alt_modes = {t.table: t.mode for t in alt.tables}
     log(f"other strategies {flipped} ({changed2} patients) {alt.seconds:.1f}s {per_table(alt)}")
 
     # The state machine runs maintenance after gold: measure lookups on the compacted table.
@@ -414,12 +428,19 @@ def main(argv: list[str] | None = None) -> int:
         "changed_patients": changed,
         "full_s": full.seconds,
         "incremental_s": incr.seconds,
+        "full_spark_jobs": full.spark_jobs,
+        "incremental_spark_jobs": incr.spark_jobs,
+        "parallel_tables": settings.parallel_tables,
+        "load_average_1m.start": load_before,
+        "load_average_1m.end": load_average(),
         **{f"silver_rows.{k}": v for k, v in counts.items()},
         **{f"full_s.{k}": v for k, v in per_table(full).items()},
         **{f"incremental_s.{k}": v for k, v in per_table(incr).items()},
         **{f"incremental_mode.{t.table}": t.mode for t in incr.tables},
+        **{f"full_jobs.{k}": v for k, v in jobs_per_table(full).items()},
+        **{f"incremental_jobs.{k}": v for k, v in jobs_per_table(incr).items()},
         **{f"alt_strategy_s.{k}": per_table(alt)[k] for k in flipped},
-        **{f"alt_strategy.{k}": v for k, v in flipped.items()},
+        **{f"alt_strategy.{k}": f"{v} ({alt_modes[k]})" for k, v in flipped.items()},
         "lookup.table_bytes": lookups["table_bytes"],
         "lookup.table_files": lookups["table_files"],
         "lookup.max_fraction": round(lookups["max_fraction"], 4),

@@ -253,11 +253,12 @@ def changed_groups(
 
     Each row is (group key values..., row values...). A row added, removed or changed (a row's
     old and new versions both count) moves its group; identical rows (as a multiset) move none.
+    Rows are compared whole, group keys included (a row moved to another day moves both days).
     """
-    before = Counter(r[n_keys:] for r in old_rows)
-    after = Counter(r[n_keys:] for r in new_rows)
+    before = Counter(old_rows)
+    after = Counter(new_rows)
     moved = (before - after) + (after - before)
-    return {r[:n_keys] for r in old_rows + new_rows if r[n_keys:] in moved}
+    return {r[:n_keys] for r in moved}
 
 
 def group_prune_predicate(

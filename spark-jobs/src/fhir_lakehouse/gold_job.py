@@ -16,12 +16,15 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from pyspark import inheritable_thread_target
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, StructField, StructType
@@ -66,6 +69,8 @@ class GoldSettings:
     # Up to this many recomputed groups (patients, code-days), new and current rows are compared
     # in the driver and only differing rows are MERGEd from a local relation.
     local_merge_groups: int = 20000
+    # Tables refreshed at once (threads of the driver sharing the session's executors).
+    parallel_tables: int = 3
 
     def resolved_reference_date(self) -> date:
         return self.reference_date or datetime.now(UTC).date()
@@ -94,6 +99,7 @@ class TableReport:
 class GoldRunReport:
     run_id: str
     seconds: float = 0.0
+    spark_jobs: int = 0
     tables: list[TableReport] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -179,6 +185,7 @@ class ChangedRows:
         self.keys = keys
         self.in_list = len(keys) <= limit
         self._frames: dict[tuple[str, int | None], DataFrame] = {}
+        self._lock = threading.Lock()  # tables refreshed in parallel share the frames
 
     def _filtered(self, view: str, frame: DataFrame) -> DataFrame:
         col = F.col(patient_column(view))
@@ -204,9 +211,10 @@ class ChangedRows:
 
     def _get(self, view: str, snapshot_id: int | None, frame: DataFrame) -> DataFrame:
         key = (view, snapshot_id)
-        if key not in self._frames:
-            self._frames[key] = self._filtered(view, frame)
-        return self._frames[key]
+        with self._lock:
+            if key not in self._frames:
+                self._frames[key] = self._filtered(view, frame)
+            return self._frames[key]
 
     def release(self) -> None:
         for frame in self._frames.values():
@@ -368,10 +376,55 @@ def _rows_with_new_age(
     )
 
 
-def _job_count(spark: SparkSession) -> int:
-    """Spark jobs started so far in this thread's job group (the step server sets one per request)."""
-    sc = spark.sparkContext
-    return len(sc.statusTracker().getJobIdsForGroup(sc.getLocalProperty("spark.jobGroup.id")) or [])
+def _job_ids(spark: SparkSession, group: str | None) -> set[int]:
+    """Ids of the Spark jobs of a job group so far (None: jobs outside any group)."""
+    return set(spark.sparkContext.statusTracker().getJobIdsForGroup(group) or [])
+
+
+def _job_description(table: str) -> str:
+    return f"gold table {table}"
+
+
+def _jobs_by_description(spark: SparkSession, job_ids: list[int]) -> dict[str, int]:
+    """How many of the given jobs carry each job description (from Spark's status store)."""
+    store = spark.sparkContext._jsc.sc().statusStore()  # type: ignore[union-attr]
+    out: dict[str, int] = {}
+    for job_id in job_ids:
+        try:
+            description = store.job(job_id).description()
+        except Exception:  # noqa: BLE001 - evicted from the status store: not counted
+            continue
+        if description.isDefined():
+            out[description.get()] = out.get(description.get(), 0) + 1
+    return out
+
+
+def _refresh_tables(
+    spark: SparkSession, tables: list[GoldTable], ctx: _RunContext, workers: int
+) -> list[TableReport]:
+    """Refreshes the tables, up to `workers` at a time.
+
+    The tables are independent (each reads pinned silver and writes only itself), and an
+    incremental refresh is a chain of small jobs and metadata commits whose latency (planning,
+    catalog round trips, commits) leaves the executors idle: refreshing several tables at once
+    fills those gaps. Each thread inherits the caller's job group (the local pipeline's progress
+    follows it) and labels its jobs with the table's name.
+    """
+
+    def one(table: GoldTable) -> TableReport:
+        sc = spark.sparkContext
+        previous = sc.getLocalProperty("spark.job.description")
+        sc.setJobDescription(_job_description(table.name))
+        try:
+            return _refresh_table(spark, table, ctx)
+        finally:
+            sc.setLocalProperty("spark.job.description", previous)  # type: ignore[arg-type]
+
+    if workers <= 1 or len(tables) <= 1:
+        return [one(t) for t in tables]
+    with ThreadPoolExecutor(max_workers=min(workers, len(tables))) as pool:
+        futures = [pool.submit(inheritable_thread_target(one), t) for t in tables]
+        return [f.result() for f in futures]
 
 
 def _explicit_keys(spark: SparkSession, changed: DataFrame | Sequence[str]) -> DataFrame:
@@ -433,8 +486,14 @@ def run_gold(
     # of a run normally share one, so this is read once).
     changed_cache: dict[int | None, ChangedRows] = {}
 
+    changed_lock = threading.Lock()
+
     def changed_rows(wm: inc.Watermark) -> ChangedRows:
         since = -1 if explicit is not None else wm.changed_patients_snapshot
+        with changed_lock:
+            return _changed_rows_for(since)
+
+    def _changed_rows_for(since: int | None) -> ChangedRows:
         if since not in changed_cache:
             df = (
                 explicit
@@ -461,15 +520,25 @@ def run_gold(
         changed_pin=changed_pin,
     )
     selected = [TABLES_BY_NAME[t] for t in tables] if tables else list(GOLD_TABLES)
+    group = spark.sparkContext.getLocalProperty("spark.jobGroup.id")
+    jobs_before = _job_ids(spark, group)
     try:
-        for table in selected:
-            entry = _refresh_table(spark, table, ctx)
-            report.tables.append(entry)
-            if metrics is not None:
-                _record_metrics(metrics, entry)
+        report.tables = _refresh_tables(spark, selected, ctx, settings.parallel_tables)
     finally:
         for rows in changed_cache.values():
             rows.release()
+    new_jobs = sorted(_job_ids(spark, group) - jobs_before)
+    per_table = _jobs_by_description(spark, new_jobs)
+    report.spark_jobs = len(new_jobs)
+    for entry in report.tables:
+        entry.spark_jobs = per_table.get(_job_description(entry.table), 0)
+        log.info(
+            "gold table %s: %s (%s) in %.2fs, %d Spark jobs, +%d/-%d rows",
+            entry.table, entry.mode, entry.reason, entry.seconds, entry.spark_jobs,
+            entry.added_records, entry.deleted_records,
+        )  # fmt: skip
+        if metrics is not None:
+            _record_metrics(metrics, entry)
     # Keep the silver snapshots this run read until the next run has diffed against them (only
     # the views an affected-groups table reads: the others are never read at an old snapshot).
     diffed_views = {
@@ -478,10 +547,13 @@ def run_gold(
         if settings.strategies.get(t.name, t.strategy) == "affected_groups"
         for view in t.sources
     }
-    for view in sorted(diffed_views):
-        pin = pins[view]
-        if pin.table is not None and pin.snapshot_id is not None:
+    for view, pin in sorted(pins.items()):
+        if pin.table is None or pin.snapshot_id is None:
+            continue
+        if view in diffed_views:
             pin.table.set_tag(inc.WATERMARK_TAG, pin.snapshot_id)
+        else:  # a tag left by an earlier run would keep an old snapshot's files forever
+            pin.table.remove_tag(inc.WATERMARK_TAG)
     if changed_table is not None and changed_pin is not None:
         changed_table.set_tag(inc.WATERMARK_TAG, changed_pin)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -520,7 +592,6 @@ def _refresh_table(spark: SparkSession, table: GoldTable, ctx: _RunContext) -> T
     """Plans and runs one table's refresh, then records its watermark. Returns its report."""
     pins, settings, run_id, gold_location = ctx.pins, ctx.settings, ctx.run_id, ctx.gold_location
     t0 = time.perf_counter()
-    jobs0 = _job_count(spark)
     params = settings.params()
     name = f"{GOLD_NS}.{table.name}"
     location = f"{gold_location.rstrip('/')}/{table.name}" if gold_location else None
@@ -600,12 +671,6 @@ def _refresh_table(spark: SparkSession, table: GoldTable, ctx: _RunContext) -> T
     if any(current.get(k) != v for k, v in props.items()) or head is not None:
         target.set_properties(props, (inc.WATERMARK_TAG, head) if head is not None else None)
     entry.seconds = round(time.perf_counter() - t0, 3)
-    entry.spark_jobs = _job_count(spark) - jobs0
-    log.info(
-        "gold table %s: %s (%s) in %.2fs, %d Spark jobs, +%d/-%d rows",
-        table.name, entry.mode, entry.reason, entry.seconds, entry.spark_jobs,
-        entry.added_records, entry.deleted_records,
-    )  # fmt: skip
     return entry
 
 
@@ -745,6 +810,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[GoldSettings, dict[str
         suppression_threshold=int(threshold),
         reference_date=date.fromisoformat(ref) if ref else None,
         strategies=dict(gold.get("strategies", {})),
+        parallel_tables=int(gold.get("parallelTables", GoldSettings.parallel_tables)),
     )
     return settings, raw.get("spark") or raw.get("localSpark")
 

@@ -113,6 +113,11 @@ class LoadedTable:
             return
         self.set_properties({}, (tag, snapshot_id))
 
+    def remove_tag(self, tag: str) -> None:
+        """Removes tag `tag` if the table has it (no commit otherwise)."""
+        if self._table.refs().get(tag) is not None:
+            self._table.manageSnapshots().removeTag(tag).commit()
+
 
 def current_snapshot_id(spark: SparkSession, name: str) -> int | None:
     """Id of the table's current snapshot; None for a table that was never written."""
