@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import types as T
 
+from fhir_lakehouse.bench_silver import sample_every
 from fhir_lakehouse.silver_bronze import parse_manifest, run_partition_glob, scope_key
-from fhir_lakehouse.silver_job import settings_from_json
+from fhir_lakehouse.silver_job import files_by_type, settings_from_json
 from fhir_lakehouse.silver_merge import older_sql, resources_merge_sql, view_refresh_sql
 from fhir_lakehouse.silver_tables import SchemaEvolutionError, plan_schema_evolution, view_layout
 from fhir_lakehouse.silver_views import resource_key_column
@@ -115,3 +116,23 @@ def test_settings_json_forms(tmp_path: object) -> None:
         == local
     )
     assert settings_from_json('{"driverMemory": "1g", "shufflePartitions": 2}') == local
+
+
+def test_files_by_type_from_the_partition_directories() -> None:
+    paths = [
+        "file:///b/resource_type=Patient/ingest_date=2025-01-01/run_id=r/part-0.parquet",
+        "file:///b/resource_type=Observation/ingest_date=2025-01-01/run_id=r/part-0.parquet",
+        "file:///b/resource_type=Observation/ingest_date=2025-01-01/run_id=r/part-1.parquet",
+        "file:///b/resource_type=Patient/ingest_date=2025-01-01/run_id=r",  # a partition dir
+    ]
+    by_type = files_by_type(paths)
+    assert by_type is not None and sorted(by_type) == ["Observation", "Patient"]
+    assert len(by_type["Observation"]) == 2 and len(by_type["Patient"]) == 2
+    # A path outside the layout: the types are only known from the data.
+    assert files_by_type([*paths, "file:///elsewhere/part-9.parquet"]) is None
+
+
+def test_naive_sample_size() -> None:
+    assert sample_every(50_000) == 1  # small runs: the naive way reads everything
+    every = sample_every(1_023_321)
+    assert every > 1 and 1_023_321 / every >= 100_000 * 1.1
