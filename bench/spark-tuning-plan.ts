@@ -16,11 +16,31 @@ export const SPARK_DEFAULTS = {
 
 export type TunedKey = keyof typeof SPARK_DEFAULTS;
 
+/**
+ * Non-default values worth trying on this data, one at a time against the configured settings
+ * (each was in the config once; none paid for itself here, see the README): shuffle partitions
+ * sized to 2 cores (2 per core) instead of AQE coalescing Spark's 200, a 32 MB broadcast
+ * threshold, a smaller storage share of Spark memory, Kryo.
+ */
+export const CANDIDATES: Partial<SparkSettings> = {
+  shufflePartitions: 4,
+  autoBroadcastJoinThresholdBytes: 32 * 1024 * 1024,
+  storageFraction: 0.3,
+  kryo: true,
+};
+
+/** Below this, a candidate costs enough less than the configured settings to be adopted. */
+export const CANDIDATE_TARGET = 0.95;
+
 export interface Trial {
-  /** "configured", "defaults", or "default:<key>" (configured with one key at Spark's default). */
+  /**
+   * "configured", "defaults", "default:<key>" (configured with one key at Spark's default) or
+   * "candidate:<key>" (configured with one key at its CANDIDATES value).
+   */
   name: string;
   settings: SparkSettings;
   revertedKey?: TunedKey;
+  candidateKey?: TunedKey;
 }
 
 /** Tuned keys whose configured value differs from Spark's default. */
@@ -28,17 +48,23 @@ export function nonDefaultKeys(configured: SparkSettings): TunedKey[] {
   return (Object.keys(SPARK_DEFAULTS) as TunedKey[]).filter((k) => configured[k] !== SPARK_DEFAULTS[k]);
 }
 
-/** Configured, all defaults, and one trial per non-default key reverted to its default. */
-export function tuningTrials(configured: SparkSettings): Trial[] {
-  const trials: Trial[] = [
-    { name: "configured", settings: configured },
-    { name: "defaults", settings: { ...configured, ...SPARK_DEFAULTS } },
-  ];
+/**
+ * Configured; all defaults and one trial per non-default key reverted to its default (when any
+ * key differs from Spark's default); one trial per candidate value the config does not use.
+ */
+export function tuningTrials(configured: SparkSettings, candidates: Partial<SparkSettings> = CANDIDATES): Trial[] {
+  const trials: Trial[] = [{ name: "configured", settings: configured }];
   const keys = nonDefaultKeys(configured);
+  if (keys.length) trials.push({ name: "defaults", settings: { ...configured, ...SPARK_DEFAULTS } });
   // With a single non-default key, "defaults" already is that key reverted.
   if (keys.length > 1)
     for (const key of keys)
       trials.push({ name: `default:${key}`, settings: { ...configured, [key]: SPARK_DEFAULTS[key] }, revertedKey: key });
+  for (const key of Object.keys(SPARK_DEFAULTS) as TunedKey[]) {
+    const value = candidates[key];
+    if (value === undefined || value === configured[key]) continue;
+    trials.push({ name: `candidate:${key}`, settings: { ...configured, [key]: value }, candidateKey: key });
+  }
   return trials;
 }
 
@@ -75,7 +101,16 @@ export function tuningRatios(
     const t = seconds.get(trial.name);
     if (!t?.length) throw new Error(`no time measured for trial ${trial.name}`);
     const value = median(t) / base;
-    if (trial.revertedKey) {
+    if (trial.candidateKey) {
+      const key = trial.candidateKey;
+      ratios.push({
+        name: `spark_tuning.silver.candidate.${key}`,
+        value,
+        higherIsBetter: true,
+        target: { op: ">=", value: CANDIDATE_TARGET },
+        detail: `silver job CPU time with ${key}=${String(trial.settings[key])} (candidate) / with ${key}=${String(configured[key])} (configured); below ${CANDIDATE_TARGET} the candidate pays for itself`,
+      });
+    } else if (trial.revertedKey) {
       const key = trial.revertedKey;
       ratios.push({
         name: `spark_tuning.silver.${key}`,

@@ -1,14 +1,24 @@
 import { loadConfig } from "../../config/load";
 import { cpuSecondsFromStat, runMeasured } from "../../bench/process-cpu";
-import { SPARK_DEFAULTS, nonDefaultKeys, trialOrder, tuningRatios, tuningTrials } from "../../bench/spark-tuning-plan";
+import {
+  CANDIDATES,
+  CANDIDATE_TARGET,
+  SPARK_DEFAULTS,
+  nonDefaultKeys,
+  trialOrder,
+  tuningRatios,
+  tuningTrials,
+} from "../../bench/spark-tuning-plan";
 
 const configured = loadConfig("local").processing.localSpark;
 
 describe("Spark tuning plan", () => {
-  it("compares every non-default setting of the local config with Spark's default", () => {
-    const keys = nonDefaultKeys(configured);
-    for (const k of keys) expect(configured[k]).not.toBe(SPARK_DEFAULTS[k]);
-    const trials = tuningTrials(configured);
+  const tuned = { ...configured, shufflePartitions: 4, kryo: true, storageFraction: 0.3 };
+
+  it("compares every non-default setting with Spark's default", () => {
+    const keys = nonDefaultKeys(tuned);
+    expect(keys).toEqual(["shufflePartitions", "storageFraction", "kryo"]);
+    const trials = tuningTrials(tuned, {});
     expect(trials.map((t) => t.name)).toEqual(["configured", "defaults", ...keys.map((k) => `default:${k}`)]);
     expect(trials[1].settings).toMatchObject({
       shufflePartitions: 200,
@@ -18,11 +28,24 @@ describe("Spark tuning plan", () => {
       driverMemory: configured.driverMemory,
     });
     const shuffle = trials.find((t) => t.revertedKey === "shufflePartitions");
-    expect(shuffle?.settings).toEqual({ ...configured, shufflePartitions: 200 });
+    expect(shuffle?.settings).toEqual({ ...tuned, shufflePartitions: 200 });
   });
 
   it("needs no per-key trial when only one key differs", () => {
-    expect(tuningTrials({ ...configured, ...SPARK_DEFAULTS, shufflePartitions: 8 }).map((t) => t.name)).toEqual(["configured", "defaults"]);
+    expect(tuningTrials({ ...configured, ...SPARK_DEFAULTS, shufflePartitions: 8 }, {}).map((t) => t.name)).toEqual([
+      "configured",
+      "defaults",
+    ]);
+  });
+
+  it("tries each candidate value the config does not use, one at a time", () => {
+    // The local config keeps Spark's defaults: every candidate is tried against them.
+    expect(nonDefaultKeys(configured)).toEqual([]);
+    const trials = tuningTrials(configured);
+    expect(trials.map((t) => t.name)).toEqual(["configured", ...Object.keys(CANDIDATES).map((k) => `candidate:${k}`)]);
+    expect(trials.find((t) => t.candidateKey === "kryo")?.settings).toEqual({ ...configured, kryo: true });
+    // A candidate the config already uses is not a trial.
+    expect(tuningTrials(tuned).map((t) => t.name)).not.toContain("candidate:kryo");
   });
 
   it("rotates the trial order between repetitions", () => {
@@ -31,7 +54,7 @@ describe("Spark tuning plan", () => {
 
   it("turns median times into ratios against the configured settings", () => {
     const settings = { ...configured, ...SPARK_DEFAULTS, shufflePartitions: 4, kryo: true };
-    const trials = tuningTrials(settings);
+    const trials = tuningTrials(settings, {});
     const seconds = new Map([
       ["configured", [10, 11, 30]], // median 11: one slow outlier does not count
       ["defaults", [22]],
@@ -45,6 +68,22 @@ describe("Spark tuning plan", () => {
     expect(ratios["spark_tuning.silver.kryo"].value).toBeCloseTo(0.95, 10); // kryo does not pay for itself here
     expect(ratios["spark_tuning.silver.kryo"].detail).toContain("kryo=false (Spark default) / with kryo=true (configured)");
     expect(() => tuningRatios(trials, new Map([["configured", [1]]]), settings)).toThrow(/no time measured for trial defaults/);
+  });
+
+  it("judges a candidate as paying for itself only below the candidate target", () => {
+    const trials = tuningTrials(configured, { kryo: true });
+    const seconds = new Map([
+      ["configured", [50]],
+      ["candidate:kryo", [51]],
+    ]);
+    const [ratio] = tuningRatios(trials, seconds, configured);
+    expect(ratio).toMatchObject({
+      name: "spark_tuning.silver.candidate.kryo",
+      higherIsBetter: true,
+      target: { op: ">=", value: CANDIDATE_TARGET },
+    });
+    expect(ratio.value).toBeCloseTo(1.02, 10);
+    expect(ratio.detail).toContain("kryo=true (candidate) / with kryo=false (configured)");
   });
 });
 
