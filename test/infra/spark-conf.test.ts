@@ -19,8 +19,9 @@ describe("sparkConf", () => {
       "spark.sql.autoBroadcastJoinThreshold": String(spark.autoBroadcastJoinThresholdBytes),
       "spark.memory.fraction": String(spark.memoryFraction),
       "spark.memory.storageFraction": String(spark.storageFraction),
-      "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+      ...(spark.kryo ? { "spark.serializer": "org.apache.spark.serializer.KryoSerializer" } : {}),
     });
+    expect(sparkConf({ ...spark, kryo: true })["spark.serializer"]).toBe("org.apache.spark.serializer.KryoSerializer");
   });
 
   test("without dynamic allocation the executor count is fixed; without Kryo the default serializer stays", () => {
