@@ -453,3 +453,21 @@ def test_aggregates_by_affected_groups_equal_a_full_recompute(
             assert_stats([r[:3] + r[4:] for r in incremental[name]], [r[:3] + r[4:] for r in full[name]])  # fmt: skip
         else:
             assert incremental[name] == full[name], name
+
+
+def test_parallel_tables_run_in_the_callers_job_group_and_label_their_jobs(lake: Lake) -> None:
+    """The local pipeline follows a job's progress by its job group: the table threads inherit it,
+    and each labels its jobs with its table, so the report counts jobs per table."""
+    sc = lake.spark.sparkContext
+    sc.setJobGroup("gold-test-group", "gold")
+    try:
+        report = run_gold(
+            lake.spark, "unused", "run-jobs", None, SETTINGS,
+            tables=["latest_observation", "active_medications"],
+        )  # fmt: skip
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    in_group = sc.statusTracker().getJobIdsForGroup("gold-test-group")
+    assert report.spark_jobs == len(in_group) > 0
+    assert all(t.mode == "full" and t.spark_jobs > 0 for t in report.tables)
+    assert sum(t.spark_jobs for t in report.tables) == report.spark_jobs

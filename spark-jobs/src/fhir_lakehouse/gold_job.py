@@ -667,9 +667,8 @@ def _refresh_table(spark: SparkSession, table: GoldTable, ctx: _RunContext) -> T
         entry.deleted_records = int(chain[0].summary.get("deleted-records", 0))
     silver_snapshots = {v: p.snapshot_id for v, p in pins.items()}
     props = inc.watermark_properties(run_id, head, silver_snapshots, ctx.changed_pin, params)
-    current = target.properties()
-    if any(current.get(k) != v for k, v in props.items()) or head is not None:
-        target.set_properties(props, (inc.WATERMARK_TAG, head) if head is not None else None)
+    # One metadata commit: the new watermark and the tag that keeps its snapshot through expiry.
+    target.set_properties(props, (inc.WATERMARK_TAG, head) if head is not None else None)
     entry.seconds = round(time.perf_counter() - t0, 3)
     return entry
 
