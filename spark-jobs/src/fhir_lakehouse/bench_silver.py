@@ -146,8 +146,8 @@ NAIVE_SAMPLE_MIN = 100_000
 
 def sample_every(view_resources: int, minimum: int = NAIVE_SAMPLE_MIN) -> int:
     """N of "every Nth resource": the largest N whose sample still holds >= `minimum` resources
-    (with a 15% margin for the hash's spread); 1 = everything (pure)."""
-    return max(1, int(view_resources / (minimum * 1.15)))
+    (with a 5% margin for the hash's spread); 1 = everything (pure)."""
+    return max(1, int(view_resources / (minimum * 1.05)))
 
 
 def naive_sample(bronze_rows: Any, every: int) -> Any:  # noqa: ANN401

@@ -326,11 +326,15 @@ def run_silver(
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return persisted[-1]
 
+    checkpoints: list[DataFrame] = []
+
     def pin(df: DataFrame) -> DataFrame:
         # Materialized once, with the lineage cut: a frame computed from silver.resources or
         # silver.resource_scopes would otherwise be dropped from the cache (and recomputed from
         # the new table state) as soon as this run writes to that table.
-        return df.localCheckpoint(eager=True)
+        pinned = df.localCheckpoint(eager=True)
+        checkpoints.append(pinned)
+        return pinned
 
     def bronze_of(rtype: str) -> DataFrame:
         if by_type is not None:
@@ -342,7 +346,7 @@ def run_silver(
             keys = rows.drop("resource", "source", "run_id")
             # Copies of a resource inside the run: counted by a hash aggregate of the keys; the
             # winner of each is picked only where there are copies (none on a normal run).
-            dups = pin(duplicate_keys(keys))
+            dups = duplicate_keys(keys)  # bronze only: recomputed in the rare case it is used
             n_dups = dups.count()
             latest = (
                 as_latest(keys)
@@ -374,7 +378,9 @@ def run_silver(
                 classified = classified.unionByName(
                     classify(latest.where(held), stored.where(held).drop("patient_ref"))
                 )
-            classified = pin(classified)
+            # A first load's plan reads bronze alone: cached, the counts below fill the cache.
+            # Otherwise it reads silver.resources, which this run writes: checkpointed.
+            classified = keep(classified) if stored_types == set() else pin(classified)
             changed_by_type: dict[str, int] = {}
             for r in (
                 classified.groupBy("resource_type", "_op")
@@ -621,9 +627,19 @@ def run_silver(
     finally:
         for df in persisted:
             df.unpersist()
+        for df in checkpoints:
+            _release_checkpoint(df)
     if metrics is not None:
         _record_metrics(metrics, result)
     return result
+
+
+def _release_checkpoint(df: DataFrame) -> None:
+    """Drops the blocks of a localCheckpoint now (a long-lived session, like the local pipeline's
+    step server, would otherwise keep them until the JVM's garbage collector finds the RDD)."""
+    plan = df._jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
 
 
 def _replaced_ids(good: DataFrame, deletes: DataFrame, rtype: str, n_updated: int) -> DataFrame:
