@@ -18,7 +18,9 @@ import type {
   PollBulkStatusInput,
   RunContext,
 } from "../../lib/core/pipeline-steps";
-import { writeJson } from "../../lib/core/storage";
+import * as path from "node:path";
+import { LAKE_CONTRACT, bronzePartPath } from "../../lib/core/lake-contract";
+import { joinUri, writeJson } from "../../lib/core/storage";
 import { deleteExportJob, pollExportStatus, startGroupExport, type BulkManifest } from "./bulk/bulk-export";
 import type { ExtractorDeps } from "./extractor-deps";
 import type { RejectReason } from "./bronze/resource-row";
@@ -31,6 +33,7 @@ import {
   readExportRecord,
   readPlans,
   readUnitRecords,
+  runDirUri,
   writeRunManifest,
   type ExportRecord,
   type RunManifest,
@@ -462,11 +465,24 @@ export async function finalizeRun(
     };
   }
   await writeRunManifest(deps.storage, deps.bronzeUri, m);
+  const abandoned = await removeAbandonedTemporaries(run, types, deps);
   deps.log.info("run manifest written", {
     runId: run.runId,
     resources: Object.values(m.resources).reduce((a, b) => a + b, 0),
     rejected: m.rejects.total,
     complete: m.complete,
+    abandonedTemporaries: abandoned,
   });
   return m;
+}
+
+/** The half-written files of workers killed during the run (its partitions and records only). */
+async function removeAbandonedTemporaries(run: RunContext, types: string[], deps: ExtractorDeps): Promise<number> {
+  const dirs = [
+    ...types.map((t) => path.posix.dirname(bronzePartPath(t, ingestDateOf(run), run.runId, 0))),
+    `${LAKE_CONTRACT.bronze.rejectsDir}/run_id=${run.runId}`,
+  ];
+  let n = await deps.storage.removeAbandonedTemporaries(runDirUri(deps.bronzeUri, run.runId));
+  for (const d of dirs) n += await deps.storage.removeAbandonedTemporaries(joinUri(deps.bronzeUri, d));
+  return n;
 }

@@ -41,6 +41,12 @@ export interface Storage {
   delete(uri: string): Promise<void>;
   /** Makes objects written earlier durable (local files: fsync; S3: nothing to do). */
   sync(uris: readonly string[]): Promise<void>;
+  /**
+   * Removes the temporary files that writers killed mid-write left under a prefix (local files:
+   * those of processes no longer alive); returns how many. S3 has none to remove: an unfinished
+   * multipart upload is aborted by the bucket's lifecycle rule.
+   */
+  removeAbandonedTemporaries(prefixUri: string): Promise<number>;
 }
 
 export interface WriteOptions {
@@ -95,6 +101,21 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
 
 function isTempName(name: string): boolean {
   return name.startsWith(".") && name.includes(".tmp-");
+}
+
+/** The writer's pid in a temporary name (`.NAME.tmp-PID-HEX`), or undefined. */
+export function tempWriterPid(name: string): number | undefined {
+  const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+  return isTempName(name) && m ? Number(m[1]) : undefined;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, someone else's
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,6 +212,33 @@ export class FileStorage implements Storage {
     await walk(root);
     out.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
     return out;
+  }
+
+  async removeAbandonedTemporaries(prefixUri: string): Promise<number> {
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      let entries: fs.Dirent[];
+      try {
+        entries = await fsp.readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return;
+        throw e;
+      }
+      for (const ent of entries) {
+        const p = path.join(dir, ent.name);
+        if (ent.isDirectory()) {
+          await walk(p);
+          continue;
+        }
+        const pid = tempWriterPid(ent.name);
+        // A live writer (this process or another) may still rename its file: left alone.
+        if (pid === undefined || pid === process.pid || processAlive(pid)) continue;
+        await fsp.rm(p, { force: true });
+        removed++;
+      }
+    };
+    await walk(fileUriToPath(prefixUri));
+    return removed;
   }
 
   async exists(uri: string): Promise<boolean> {
@@ -373,6 +421,10 @@ export class S3Storage implements Storage {
 
   async sync(): Promise<void> {
     // nothing to do: S3 writes are durable when they return
+  }
+
+  async removeAbandonedTemporaries(): Promise<number> {
+    return 0; // unfinished multipart uploads: the bucket's lifecycle rule aborts them
   }
 }
 

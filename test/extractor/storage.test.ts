@@ -1,6 +1,7 @@
 // lib/core/storage.ts: one interface for file:// and s3:// (moto, the local S3 emulator): atomic
 // writes (no temporary file ever listed, nothing left on failure), streams, multipart uploads,
 // listing, existence, deletion.
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -63,6 +64,24 @@ describe("FileStorage", () => {
     }
     await expect(s.writeStream(`file://${dir}/f/out.bin`, failing())).rejects.toThrow("source broke");
     expect(fs.readdirSync(path.join(dir, "f"))).toEqual([]);
+  });
+
+  it("removes the temporary files of writers that died, and only those", async () => {
+    // A real process that has exited: its pid names a writer that can never finish.
+    const child = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    const deadPid = Number(child.stdout);
+    const run = path.join(dir, "run", "part");
+    fs.mkdirSync(run, { recursive: true });
+    const names = {
+      dead: `.part-00000.parquet.tmp-${deadPid}-0a1b2c3d`,
+      mine: `.part-00001.parquet.tmp-${process.pid}-0a1b2c3d`,
+      parent: `.part-00002.parquet.tmp-${process.ppid}-0a1b2c3d`,
+      data: "part-00003.parquet",
+    };
+    for (const n of Object.values(names)) fs.writeFileSync(path.join(run, n), "");
+    expect(await s.removeAbandonedTemporaries(`file://${path.join(dir, "run")}`)).toBe(1);
+    expect(fs.readdirSync(run).sort()).toEqual([names.mine, names.parent, names.data].sort());
+    expect(await s.removeAbandonedTemporaries(`file://${path.join(dir, "absent")}`)).toBe(0);
   });
 });
 
