@@ -4,14 +4,18 @@ Steps, in the order that makes a crashed run safe to re-run:
  1. validate every ViewDefinition (an invalid one fails here, before any data is touched);
  2. read the run's manifest and only its bronze partitions;
  3. pick one row per resource from key columns alone and classify it against silver.resources
-    (insert / update / unchanged / older), still without reading the JSON;
- 4. parse the JSON of the inserts and updates only; what cannot be parsed goes to silver.rejects;
+    (insert / update / unchanged / older), still without reading the JSON; a type silver.resources
+    does not hold (Iceberg metadata says so) is all inserts, with no join;
+ 4. parse the JSON of the inserts and updates once per type, with the views' schema (plus
+    resourceType, id and the corrupt-record field), and keep that parse: it feeds the reject check
+    (what cannot be parsed goes to silver.rejects), the counts and, in step 7, the views;
  5. work out deletes: the manifest's `deleted` entries and, for a complete snapshot, what the
     scope (groups x types) no longer holds;
  6. log the changes (silver.resource_changes), append the inserts, MERGE updates and deletes,
     update scope membership, record changed patients for gold;
- 7. refresh each view table from the resources the run changed (and finish any earlier run whose
-    views were interrupted), then record the run as done in silver.runs.
+ 7. refresh each view table from the run's parse of the resources it changed (and finish any
+    earlier run whose views were interrupted, from its change log and silver.resources), then
+    record the run as done in silver.runs.
 """
 
 from __future__ import annotations
