@@ -217,6 +217,7 @@ function goldChanges(output: unknown): Record<string, GoldTableChange> {
     if (typeof t.table !== "string") continue;
     out[t.table] = {
       mode: String(t.mode ?? "unknown"),
+      ...(typeof t.reason === "string" ? { reason: t.reason } : {}),
       addedRecords: Number(t.added_records ?? 0),
       deletedRecords: Number(t.deleted_records ?? 0),
       ...(typeof t.seconds === "number" ? { seconds: t.seconds } : {}),

@@ -21,6 +21,8 @@ export interface TypeChanges {
 
 export interface GoldTableChange {
   mode: string;
+  /** Why the gold job chose the mode (e.g. "12 of 20 patients changed: full is cheaper"). */
+  reason?: string;
   addedRecords: number;
   deletedRecords: number;
   seconds?: number;
