@@ -77,6 +77,10 @@ def iceberg_local_conf(lake_root: str) -> dict[str, str]:
         # WAL: a reader's open transaction (e.g. a persisted DataFrame read from Iceberg) must not
         # block the catalog commit of a later write (SQLITE_BUSY "database is locked" otherwise).
         f"spark.sql.catalog.{CATALOG}.jdbc.journal_mode": "WAL",
+        # One catalog connection: SQLite has one writer, and two pooled connections committing
+        # from parallel threads (gold refreshes tables concurrently) fail with
+        # SQLITE_BUSY_SNAPSHOT, which Iceberg reports as a commit in an unknown state.
+        f"spark.sql.catalog.{CATALOG}.clients": "1",
         f"spark.sql.catalog.{CATALOG}.warehouse": f"file://{Path(root) / 'warehouse'}",
         "spark.sql.defaultCatalog": CATALOG,
     }
