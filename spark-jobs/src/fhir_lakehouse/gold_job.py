@@ -694,17 +694,7 @@ def _refresh_patients(
     new_rows = _compute(spark, table, sources, settings, run_id)
     in_list = keys if changed.in_list else None
     groups = spark.createDataFrame([(k,) for k in keys], "patient_key string")
-    if extra_upserts is None and len(keys) <= settings.local_merge_groups:
-        _merge_rows(
-            spark,
-            table,
-            new_rows.schema,
-            new_rows.collect(),
-            _current_rows(spark, table, groups, in_list).collect(),
-            in_list,
-        )
-    else:
-        _merge_large(spark, table, new_rows, groups, in_list, extra_upserts)
+    _merge_recomputed(spark, table, new_rows, groups, len(keys), in_list, settings, extra_upserts)
     return len(keys)
 
 
@@ -751,28 +741,32 @@ def _refresh_groups(
             frame = frame.where(prune)
         sources[view] = inc.rows_of_groups(view, table, frame, groups_df)
     new_rows = _compute(spark, table, sources, settings, run_id)
-    if len(group_list) <= settings.local_merge_groups:
+    _merge_recomputed(spark, table, new_rows, groups_df, len(group_list), None, settings, None)
+    return len(group_list)
+
+
+def _merge_recomputed(
+    spark: SparkSession,
+    table: GoldTable,
+    new_rows: DataFrame,
+    groups: DataFrame,
+    n_groups: int,
+    in_list: list[str] | None,
+    settings: GoldSettings,
+    extra_upserts: DataFrame | None,
+) -> None:
+    """MERGEs the recomputed rows of `groups` over the table's current rows of those groups:
+    compared in the driver when they are few (only differing rows are written), else by Spark."""
+    if extra_upserts is None and n_groups <= settings.local_merge_groups:
         _merge_rows(
             spark,
             table,
             new_rows.schema,
             new_rows.collect(),
-            _current_rows(spark, table, groups_df, None).collect(),
-            None,
+            _current_rows(spark, table, groups, in_list).collect(),
+            in_list,
         )
-    else:
-        _merge_large(spark, table, new_rows, groups_df, None, None)
-    return len(group_list)
-
-
-def _merge_large(
-    spark: SparkSession,
-    table: GoldTable,
-    new_rows: DataFrame,
-    groups: DataFrame,
-    in_list: list[str] | None,
-    extra_upserts: DataFrame | None,
-) -> None:
+        return
     new_rows = new_rows.persist()
     try:
         _merge_frames(
