@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_lakehouse.gold_dictionary import END, README, REGENERATE, START, render, replace_section
+from fhir_lakehouse.gold_dictionary import END, REGENERATE, START, render, replace_section
 from fhir_lakehouse.gold_tables import GOLD_TABLES
 from fhir_lakehouse.named_queries import load_named_queries
+from fhir_lakehouse.readme_sections import README
 
 
 def test_readme_gold_section_is_current() -> None:

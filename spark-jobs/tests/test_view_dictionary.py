@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_lakehouse.views.dictionary import END, README, REGENERATE, START, render, replace_section
+from fhir_lakehouse.readme_sections import README
+from fhir_lakehouse.views.dictionary import END, REGENERATE, START, render, replace_section
 
 
 def test_readme_data_dictionary_is_current() -> None:

@@ -11,22 +11,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..readme_sections import README, GeneratedSection, cell
 from .compiler import REPEAT_MAX_DEPTH, compile_view
 from .definition import ViewDefinition
 from .dry import DRY_FUNCTIONS
 from .frames import typed_type
 from .validation import load_views
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-README = REPO_ROOT / "README.md"
-VIEWS_DIR = REPO_ROOT / "spark-jobs" / "views"
-START = "<!-- data-dictionary:start -->"
-END = "<!-- data-dictionary:end -->"
-REGENERATE = "spark-jobs/.venv/bin/python -m fhir_lakehouse.views.dictionary --write"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+VIEWS_DIR = README.parent / "spark-jobs" / "views"
+SECTION = GeneratedSection(
+    "data-dictionary", "silver data dictionary", "fhir_lakehouse.views.dictionary"
+)
+START, END, REGENERATE = SECTION.start, SECTION.end, SECTION.regenerate
 
 
 def _view_section(view: ViewDefinition) -> list[str]:
@@ -39,8 +35,8 @@ def _view_section(view: ViewDefinition) -> list[str]:
     for column in view.columns():
         silver_type = typed_type(column.type, natural[column.name]).simpleString()
         lines.append(
-            f"| `{column.name}` | {silver_type} | {column.type or ''} | `{_cell(column.path)}` "
-            f"| {_cell(column.description or '')} |"
+            f"| `{column.name}` | {silver_type} | {column.type or ''} | `{cell(column.path)}` "
+            f"| {cell(column.description or '')} |"
         )
     lines.append("")
     return lines
@@ -73,43 +69,18 @@ def render(views_dir: Path = VIEWS_DIR) -> str:
 
 def replace_section(readme_text: str, section: str) -> str:
     """`readme_text` with the text between the markers replaced by `section`."""
-    if START not in readme_text or END not in readme_text:
-        raise ValueError(f"README.md lacks the markers {START} and {END}")
-    head, rest = readme_text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{section}{END}{tail}"
+    return SECTION.replace(readme_text, section)
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: print, write or check the README's silver data dictionary."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="update README.md between the markers")
-    mode.add_argument("--check", action="store_true", help="exit 1 when README.md is stale")
-    parser.add_argument("--readme", type=Path, default=README, help="README to update or check")
-    parser.add_argument(
-        "--views", type=Path, default=VIEWS_DIR, help="directory of ViewDefinitions"
-    )
-    args = parser.parse_args(argv)
-    section = render(args.views)
-    if not (args.write or args.check):
-        sys.stdout.write(section)
-        return 0
-    current = args.readme.read_text(encoding="utf-8")
-    updated = replace_section(current, section)
-    if args.check:
-        if updated != current:
-            print(
-                f"{args.readme}: silver data dictionary is stale; run {REGENERATE}", file=sys.stderr
-            )
-            return 1
-        return 0
-    if updated != current:
-        args.readme.write_text(updated, encoding="utf-8")
-    print(f"{args.readme}: data dictionary up to date ({len(section.splitlines())} lines)")
-    return 0
+
+    def views_argument(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--views", type=Path, default=VIEWS_DIR, help="directory of ViewDefinitions"
+        )
+
+    return SECTION.main(lambda args: render(args.views), argv, __doc__, views_argument)
 
 
 if __name__ == "__main__":
