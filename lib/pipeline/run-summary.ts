@@ -157,9 +157,13 @@ export function renderStageTable(summary: RunSummary): string {
 export function renderChangeLine(summary: RunSummary): string {
   const c = summary.changed.silverTotal;
   const gold = Object.entries(summary.changed.gold);
-  const incremental = gold.filter(([, g]) => g.mode !== "full").length;
+  const count = (mode: string): number => gold.filter(([, g]) => g.mode === mode).length;
+  // "unchanged": the table's silver inputs did not move, so gold did no work for it.
+  const untouched = count("unchanged");
+  const rebuilt = count("full");
   const goldPart = gold.length
-    ? `; gold: ${incremental} of ${gold.length} tables refreshed incrementally, ${gold.length - incremental} rebuilt`
+    ? `; gold: ${gold.length - untouched - rebuilt} of ${gold.length} tables refreshed incrementally, ${rebuilt} rebuilt` +
+      (untouched ? `, ${untouched} unchanged` : "")
     : "";
   const m = summary.maintenance;
   const maintained = m ? Object.keys(m.maintained).length : 0;

@@ -59,3 +59,20 @@ describe("maintenance policy", () => {
     expect(renderChangeLine(summary)).toContain("maintenance: 1 of 3 tables had a step due");
   });
 });
+
+describe("change line", () => {
+  test("gold tables are counted as incremental, rebuilt or unchanged (no work), never mixed up", () => {
+    const gold = {
+      latest_observation: { mode: "per_patient" },
+      observation_daily_stats: { mode: "affected_groups" },
+      encounter_monthly: { mode: "full" },
+      patient_summary: { mode: "unchanged" },
+    };
+    const summary = {
+      changed: { silver: {}, silverTotal: { inserted: 0, updated: 3, deleted: 0, unchanged: 9 }, gold },
+    } as unknown as RunSummary;
+    expect(renderChangeLine(summary)).toBe(
+      "silver: 0 inserted, 3 updated, 0 deleted, 9 unchanged; gold: 2 of 4 tables refreshed incrementally, 1 rebuilt, 1 unchanged",
+    );
+  });
+});
