@@ -109,6 +109,22 @@ export function tempWriterPid(name: string): number | undefined {
   return isTempName(name) && m ? Number(m[1]) : undefined;
 }
 
+/** Every regular file below a directory (depth first); nothing when it does not exist. */
+async function* filesUnder(dir: string): AsyncGenerator<{ file: string; name: string }> {
+  let entries: fs.Dirent[];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return;
+    throw e;
+  }
+  for (const ent of entries) {
+    const file = path.join(dir, ent.name);
+    if (ent.isDirectory()) yield* filesUnder(file);
+    else if (ent.isFile()) yield { file, name: ent.name };
+  }
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -193,51 +209,22 @@ export class FileStorage implements Storage {
   }
 
   async list(prefixUri: string): Promise<ObjectInfo[]> {
-    const root = fileUriToPath(prefixUri);
     const out: ObjectInfo[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      let entries: fs.Dirent[];
-      try {
-        entries = await fsp.readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return;
-        throw e;
-      }
-      for (const ent of entries) {
-        const p = path.join(dir, ent.name);
-        if (ent.isDirectory()) await walk(p);
-        else if (ent.isFile() && !isTempName(ent.name)) out.push({ uri: pathToFileUri(p), size: (await fsp.stat(p)).size });
-      }
-    };
-    await walk(root);
+    for await (const { file, name } of filesUnder(fileUriToPath(prefixUri)))
+      if (!isTempName(name)) out.push({ uri: pathToFileUri(file), size: (await fsp.stat(file)).size });
     out.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
     return out;
   }
 
   async removeAbandonedTemporaries(prefixUri: string): Promise<number> {
     let removed = 0;
-    const walk = async (dir: string): Promise<void> => {
-      let entries: fs.Dirent[];
-      try {
-        entries = await fsp.readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return;
-        throw e;
-      }
-      for (const ent of entries) {
-        const p = path.join(dir, ent.name);
-        if (ent.isDirectory()) {
-          await walk(p);
-          continue;
-        }
-        const pid = tempWriterPid(ent.name);
-        // A live writer (this process or another) may still rename its file: left alone.
-        if (pid === undefined || pid === process.pid || processAlive(pid)) continue;
-        await fsp.rm(p, { force: true });
-        removed++;
-      }
-    };
-    await walk(fileUriToPath(prefixUri));
+    for await (const { file, name } of filesUnder(fileUriToPath(prefixUri))) {
+      const pid = tempWriterPid(name);
+      // A live writer (this process or another) may still rename its file: left alone.
+      if (pid === undefined || pid === process.pid || processAlive(pid)) continue;
+      await fsp.rm(file, { force: true });
+      removed++;
+    }
     return removed;
   }
 
