@@ -373,15 +373,17 @@ def _refresh_from_parse(
         _refresh_group(spark, rtype, rebuild, None, None, False, results)
         for v in rebuild:
             results[v.name].full_build = True
-    todo = [v for v in views if v not in rebuild and (v in fresh or rtype in changes.changed_types)]
-    if not todo:
+    to_refresh = [
+        v for v in views if v not in rebuild and (v in fresh or rtype in changes.changed_types)
+    ]
+    if not to_refresh:
         return
     compiled = None
     if rtype in changes.parsed:
         parse, frame = changes.parsed[rtype]
         compiled = build_views(parse, True, PASSTHROUGH, frame)
     markers = changes.replaced_ids.get(rtype)
-    for view in todo:
+    for view in to_refresh:
         refresh = results[view.name]
         refresh.full_build = view in fresh
         refresh.rejected += changes.view_rejects.get(rtype, 0)
