@@ -19,7 +19,7 @@ import { createProgressRenderer, type ProgressSink } from "../core/progress";
 import { writeHtmlReport } from "../core/report";
 import { renderStateMachineDefinition } from "../core/state-machine-definition";
 import { FileStorage } from "../core/storage";
-import { startSimulator, type SimulatorHandle } from "../simulator";
+import { simulatorEpicConfig, startSimulator, type SimulatorHandle } from "../simulator";
 import { LocalExtraction } from "./local-extract-steps";
 import { localSparkSteps, type SparkJobRecord } from "./local-spark-steps";
 import { reconcile, type Reconciliation, type SilverTypeCounts } from "./reconciliation";
@@ -156,16 +156,7 @@ function simulatorConfig(
   return parseConfig(
     {
       ...base,
-      epic: {
-        ...base.epic,
-        baseUrl: sim.baseUrl,
-        tokenUrl: sim.tokenUrl,
-        clientId: sim.clientId,
-        groupIds: sim.groupIds,
-        keyId: sim.keyId,
-        signingAlgorithm: "RS384",
-        privateKeyFile: sim.privateKeyFile,
-      },
+      epic: simulatorEpicConfig(sim, base.epic),
       extraction: { ...base.extraction, ...(mode ? { mode } : {}), ...(extraction ?? {}) },
     },
     "config/local.json (simulator)",

@@ -25,6 +25,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { PipelineConfig } from "../../config/schema";
 import { writeClientConfigFile, type ClientConfigFile } from "../core/client-config";
 import { AuthServer, loadOrCreateKey, registerClient } from "./auth";
 import { parseFaultSpec } from "./faults";
@@ -95,6 +96,20 @@ export interface SimulatorHandle {
 }
 
 export const DEFAULT_CLIENT_ID = "fhir-pipeline-simulated-client";
+
+/** The `epic` block of a pipeline config pointing at this simulator (everything else from `base`). */
+export function simulatorEpicConfig(sim: SimulatorHandle, base: PipelineConfig["epic"]): PipelineConfig["epic"] {
+  return {
+    ...base,
+    baseUrl: sim.baseUrl,
+    tokenUrl: sim.tokenUrl,
+    clientId: sim.clientId,
+    groupIds: sim.groupIds,
+    keyId: sim.keyId,
+    signingAlgorithm: "RS384",
+    privateKeyFile: sim.privateKeyFile,
+  };
+}
 
 export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorHandle> {
   const profile = opts.profile ?? "epic";

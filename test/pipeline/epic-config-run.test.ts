@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { loadConfig } from "../../config/load";
 import type { RunSummary } from "../../lib/pipeline/run-summary";
-import { startSimulator, type SimulatorHandle } from "../../lib/simulator";
+import { simulatorEpicConfig, startSimulator, type SimulatorHandle } from "../../lib/simulator";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const CLI = path.join(ROOT, "bin", "fhir-pipeline.js");
@@ -35,15 +35,7 @@ test("runs against the server a config file names, in search mode, and reconcile
   const config = {
     ...base,
     name: "sandbox",
-    epic: {
-      ...base.epic,
-      baseUrl: sim.baseUrl,
-      tokenUrl: sim.tokenUrl,
-      clientId: sim.clientId,
-      groupIds: sim.groupIds,
-      keyId: sim.keyId,
-      privateKeyFile: sim.privateKeyFile,
-    },
+    epic: simulatorEpicConfig(sim, base.epic),
   };
   const file = path.join(dir, "sandbox.json");
   fs.writeFileSync(file, JSON.stringify(config, null, 2));

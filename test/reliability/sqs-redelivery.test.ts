@@ -20,7 +20,7 @@ import type { SqsBatchResponse, SqsEvent } from "../../lambdas/handlers/messages
 import { FUNCTION_ENV, functionConfig } from "../../lib/core/function-environment";
 import type { RunContext } from "../../lib/core/pipeline-steps";
 import { AWS_ENDPOINT_ENV, pathToFileUri } from "../../lib/core/storage";
-import { startSimulator, type SimulatorHandle } from "../../lib/simulator";
+import { simulatorEpicConfig, startSimulator, type SimulatorHandle } from "../../lib/simulator";
 import { MOTO_ENV, startMoto, type MotoServer } from "../aws/moto-server";
 import { countBy, depsFor, parquetFiles, readBronze, tempDir } from "../extractor/bronze-reader";
 import { foundIn } from "./local-run-process";
@@ -98,15 +98,7 @@ beforeAll(async () => {
   const config = parseConfig(
     {
       ...base,
-      epic: {
-        ...base.epic,
-        baseUrl: sim.baseUrl,
-        tokenUrl: sim.tokenUrl,
-        clientId: sim.clientId,
-        groupIds: sim.groupIds,
-        keyId: sim.keyId,
-        privateKeyFile: sim.privateKeyFile,
-      },
+      epic: simulatorEpicConfig(sim, base.epic),
     },
     "test config",
   );
