@@ -183,13 +183,23 @@ def _as_contract_column(name: str, present: set[str]) -> Column:
     return col.cast(BRONZE_SCHEMA[name].dataType).alias(name)
 
 
-def read_run(spark: SparkSession, partitions: list[str]) -> DataFrame:
+def bronze_file_schema(spark: SparkSession, partitions: list[str]) -> T.StructType:
+    """The Parquet schema of the run's bronze files (inferred once, by one Spark job)."""
+    return spark.read.parquet(*partitions).schema
+
+
+def read_run(
+    spark: SparkSession, partitions: list[str], file_schema: T.StructType | None = None
+) -> DataFrame:
     """The run's bronze rows with the contract's columns and a locator (`_file`, `_row`).
 
     Columns are cast to the contract's types (a writer's timestamp unit or zone flag does not
     matter); the locator comes from Parquet's own file path and row index metadata.
+    `file_schema`: the files' schema from `bronze_file_schema`; given, the read infers nothing
+    (each inference is a Spark job, and the job reads the run once per type).
     """
-    df = spark.read.parquet(*partitions)
+    reader = spark.read if file_schema is None else spark.read.schema(file_schema)
+    df = reader.parquet(*partitions)
     present = set(df.columns)
     return df.select(
         *[_as_contract_column(c, present) for c in BRONZE_SCHEMA.fieldNames()],

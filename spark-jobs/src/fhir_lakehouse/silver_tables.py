@@ -201,11 +201,24 @@ CORE_TABLES: Mapping[str, tuple[T.StructType, TableLayout]] = {
 }
 
 
-def ensure_core_tables(spark: SparkSession) -> None:
-    """Creates the namespace and the non-view silver tables when missing."""
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{NAMESPACE}")
+def existing_tables(spark: SparkSession) -> set[str]:
+    """Names of the tables in lake.silver (one catalog listing; empty when the namespace is new)."""
+    if not spark.catalog.databaseExists(f"{CATALOG}.{NAMESPACE}"):
+        return set()
+    return {str(r[1]) for r in spark.sql(f"SHOW TABLES IN {CATALOG}.{NAMESPACE}").collect()}
+
+
+def ensure_core_tables(spark: SparkSession, existing: set[str] | None = None) -> None:
+    """Creates the namespace and the non-view silver tables when missing.
+
+    `existing`: the tables `existing_tables` listed; those are not asked for again (each
+    CREATE ... IF NOT EXISTS is a statement and a catalog round trip).
+    """
+    if not existing:
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{NAMESPACE}")
     for name, (schema, layout) in CORE_TABLES.items():
-        spark.sql(create_table_sql(name, schema, layout))
+        if existing is None or name not in existing:
+            spark.sql(create_table_sql(name, schema, layout))
 
 
 def table_exists(spark: SparkSession, table: str) -> bool:

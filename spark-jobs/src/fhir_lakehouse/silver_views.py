@@ -15,7 +15,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fhir_lakehouse import iceberg_metadata as meta
+from fhir_lakehouse.concurrent_jobs import run_concurrently
 from fhir_lakehouse.silver_merge import DELETE, INSERT, UPDATE, view_refresh_sql
 from fhir_lakehouse.silver_tables import (
     CHANGES,
@@ -203,15 +204,18 @@ def schema_key(view: SilverView) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def ensure_view_tables(spark: SparkSession, views: list[SilverView]) -> dict[str, list[str]]:
+def ensure_view_tables(
+    spark: SparkSession, views: list[SilverView], existing: set[str] | None = None
+) -> dict[str, list[str]]:
     """Creates missing view tables and evolves existing ones; returns columns added per table.
 
     A table whose schema key (SCHEMA_KEY_PROPERTY) matches the view is current: left as it is.
+    `existing`: lake.silver's tables as `existing_tables` listed them (else asked per view).
     """
     added: dict[str, list[str]] = {}
     for view in views:
         key = schema_key(view)
-        exists = table_exists(spark, view.name)
+        exists = table_exists(spark, view.name) if existing is None else view.name in existing
         if exists and meta.properties(spark, qualified(view.name)).get(SCHEMA_KEY_PROPERTY) == key:
             continue
         schema = table_schema(spark, view)
@@ -323,11 +327,13 @@ def refresh_views(
     views: list[SilverView],
     run_id: str,
     run_changes: RunChanges | None = None,
+    workers: int = 1,
 ) -> dict[str, ViewRefresh]:
     """Refreshes every view table for the changes `run_id` made to silver.resources.
 
     Without `run_changes` the work list is the run's change log and the rows are read back from
-    silver.resources (recovery of an interrupted run); with it, from the job's own parse.
+    silver.resources (recovery of an interrupted run); with it, from the job's own parse, up to
+    `workers` resource types at once (each type's views are their own tables).
     """
     results = {v.name: ViewRefresh() for v in views}
     if not views:
@@ -336,8 +342,13 @@ def refresh_views(
     for view in views:
         by_type[view.resource_type].append(view)
     if run_changes is not None:
-        for rtype, tviews in sorted(by_type.items()):
-            _refresh_from_parse(spark, rtype, tviews, run_changes, results)
+        run_concurrently(
+            [
+                partial(_refresh_from_parse, spark, rtype, tviews, run_changes, results)
+                for rtype, tviews in sorted(by_type.items())
+            ],
+            workers,
+        )
         return results
     changes = spark.table(qualified(CHANGES)).where(F.col("run_id") == run_id)
     op_counts: dict[str, dict[str, int]] = defaultdict(dict)
