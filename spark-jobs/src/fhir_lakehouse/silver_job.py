@@ -60,6 +60,7 @@ from fhir_lakehouse.silver_merge import (
     INSERT,
     KEY,
     OLDER,
+    RELEASE,
     UNCHANGED,
     UPDATE,
     as_latest,
@@ -154,9 +155,20 @@ class _Timings:
             if self.metrics is not None
             else nullcontext()
         )
-        with stages:
+        with stages, self._described(name):
             yield
         self._record(name, time.perf_counter() - t0)
+
+    @contextmanager
+    def _described(self, name: str) -> Iterator[None]:
+        # The step names its Spark jobs (Spark UI, status store): "silver <step>".
+        sc = self.spark.sparkContext
+        previous = sc.getLocalProperty("spark.job.description")
+        sc.setJobDescription(f"silver {name}")
+        try:
+            yield
+        finally:
+            sc.setLocalProperty("spark.job.description", previous)  # type: ignore[arg-type]
 
     def wall(self, name: str, step: Callable[[], None]) -> Callable[[], None]:
         """`step` timed by wall clock alone, for steps run at once (whose Spark stages the
@@ -164,7 +176,8 @@ class _Timings:
 
         def timed() -> None:
             t0 = time.perf_counter()
-            step()
+            with self._described(name):
+                step()
             self._record(name, time.perf_counter() - t0)
 
         self.result.overlapped.append(name)
@@ -398,10 +411,34 @@ def run_silver(
                 if before is None
                 else meta.read_at(spark, qualified(RESOURCES), before[0])
             ).select(*KEY, "version_id", "last_updated", "content_hash", "patient_ref")
+            # The types a complete snapshot proves absences for, when the manifest names them.
+            snap_types = (
+                _snapshot_types(spark, manifest, result)
+                if manifest.complete and manifest.types and stored_types != set()
+                else None
+            )
+            # A complete snapshot finds what left its scope in the classify join: no second
+            # pass over the stored keys (system scope) or the scope's memberships (groups).
+            fused = bool(snap_types and stored_types and not manifest.deleted)
+            members = None
+            if fused and manifest.scope != SYSTEM_SCOPE:
+                members = (
+                    spark.table(qualified(SCOPES))
+                    .where(F.col("scope") == manifest.scope)
+                    .select(*KEY)
+                )
             if stored_types is None:
                 classified = classify(latest, stored.drop("patient_ref"))
             elif not stored_types:
                 classified = latest.withColumn("_op", F.lit(INSERT))
+            elif fused:
+                targets = sorted(stored_types | set(snap_types or []))
+                classified = classify(
+                    latest,
+                    stored.where(F.col("resource_type").isin(targets)).drop("patient_ref"),
+                    snap_types,
+                    members,
+                )
             else:
                 held = F.col("resource_type").isin(sorted(stored_types))
                 classified = latest.where(~held).withColumn("_op", F.lit(INSERT))
@@ -412,12 +449,23 @@ def run_silver(
             # Otherwise it reads silver.resources, which this run writes: checkpointed.
             classified = keep(classified) if stored_types == set() else pin(classified)
             changed_by_type: dict[str, int] = {}
+            n_released = n_new_members = 0
+            new_member = (F.col("_member").isNull() if members is not None else F.lit(False)).alias(
+                "_new_member"
+            )
             for r in (
-                classified.groupBy("resource_type", "_op")
+                classified.groupBy("resource_type", "_op", new_member)
                 .agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies"))
                 .collect()
             ):
+                if r["_op"] == RELEASE:  # left the group scope: deleted if no other scope holds it
+                    n_released += int(r["n"])
+                    continue
+                n_new_members += int(r["n"]) if r["_new_member"] else 0
                 c = result.types.setdefault(r["resource_type"], TypeCounts())
+                if r["_op"] == DELETE:  # a stored resource the system snapshot no longer holds
+                    c.deleted += int(r["n"])
+                    continue
                 c.read += int(r["copies"])
                 c.duplicates += int(r["copies"]) - int(r["n"])
                 counter = _OP_COUNTER[r["_op"]]
@@ -426,6 +474,21 @@ def run_silver(
                     changed_by_type[r["resource_type"]] = changed_by_type.get(
                         r["resource_type"], 0
                     ) + int(r["n"])
+
+            snapshot_deletes = fused_releases = None
+            if fused:
+                absent = classified.where(F.col("_op").isin(DELETE, RELEASE))
+                classified = classified.where(~F.col("_op").isin(DELETE, RELEASE))
+                if members is None:
+                    snapshot_deletes = absent.select(*KEY)
+                else:
+                    fused_releases = absent.select(F.lit(manifest.scope).alias("scope"), *KEY)
+                    others = spark.table(qualified(SCOPES)).where(F.col("scope") != manifest.scope)
+                    snapshot_deletes = (
+                        absent.where(F.col("_stored"))
+                        .select(*KEY)
+                        .join(others.select(*KEY), list(KEY), "left_anti")
+                    )
 
         with timer("parse"):
             # Every bronze row of the type is a new resource (first load, no duplicates): the
@@ -526,11 +589,27 @@ def run_silver(
                 )
 
         with timer("plan_deletes"):
-            may_hold = _may_hold_deletions(spark, manifest, stored_types)
+            may_hold = snapshot_deletes is None and _may_hold_deletions(
+                spark, manifest, stored_types
+            )
             deletes, releases = _plan_deletes(
-                spark, manifest, latest_keys=classified, result=result, may_hold=may_hold
+                spark,
+                manifest,
+                latest_keys=classified,
+                result=result,
+                may_hold=may_hold,
+                snapshot_types=snap_types,
             )
             n_releases = 0
+            if fused_releases is not None:  # found (and counted) by the classify join
+                releases, n_releases = fused_releases, n_released
+                if n_released:  # deleted: those no other scope holds
+                    deletes = pin(snapshot_deletes)
+                    for r in _count_by(deletes, "resource_type"):
+                        c = result.types.setdefault(r["resource_type"], TypeCounts())
+                        c.deleted = int(r["count"])
+            elif snapshot_deletes is not None:  # found and counted by the classify join
+                deletes = snapshot_deletes
             if may_hold:  # otherwise both are empty: no Spark job
                 deletes = pin(deletes)
                 for r in _count_by(deletes, "resource_type"):
@@ -622,13 +701,20 @@ def run_silver(
                 spark.catalog.dropTempView(view)
 
         def write_scopes() -> None:
-            members = classified.select(
-                F.lit(manifest.scope).alias("scope"), *KEY, F.lit(run_id).alias("run_id")
-            )
-            if meta.values_with_files(spark, qualified(SCOPES), "scope", [manifest.scope]):
-                append_new(members, SCOPES, ["scope", "resource_type", "id"], None)
+            def membership(rows: DataFrame) -> DataFrame:
+                return rows.select(
+                    F.lit(manifest.scope).alias("scope"), *KEY, F.lit(run_id).alias("run_id")
+                )
+
+            if members is not None:  # the classify join found the run's new members
+                if n_new_members:
+                    membership(classified.where(F.col("_member").isNull())).writeTo(
+                        qualified(SCOPES)
+                    ).append()
+            elif meta.values_with_files(spark, qualified(SCOPES), "scope", [manifest.scope]):
+                append_new(membership(classified), SCOPES, ["scope", "resource_type", "id"], None)
             elif result.total("read"):  # the scope's first run: nothing to compare with
-                members.writeTo(qualified(SCOPES)).append()
+                membership(classified).writeTo(qualified(SCOPES)).append()
             if n_releases:
                 view = f"silver_scope_releases_{abs(hash(run_id))}"
                 releases.createOrReplaceTempView(view)
@@ -751,12 +837,14 @@ def _plan_deletes(
     latest_keys: DataFrame,
     result: SilverResult,
     may_hold: bool = True,
+    snapshot_types: list[str] | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """(rows to delete from silver.resources, scope memberships to release).
 
     Deletes: the manifest's `deleted` entries (unless the same run also delivered the resource:
     then it exists now) and, for a complete snapshot, what its scope no longer holds and no other
-    scope holds either. Only keys present in silver.resources are returned.
+    scope holds either. Only keys present in silver.resources are returned. `snapshot_types`:
+    what `_snapshot_types` already returned for this run (computed here when None).
     """
     # The run's keys are broadcast to the anti joins below (no shuffle of silver.resources).
     run_keys = _small(latest_keys.select(*KEY), result.total("read"))
@@ -771,7 +859,9 @@ def _plan_deletes(
         deletes.append(named)
         releases.append(named.select(F.lit(None).cast("string").alias("scope"), *KEY))
     if manifest.complete:
-        types = _snapshot_types(spark, manifest, result)
+        types = (
+            _snapshot_types(spark, manifest, result) if snapshot_types is None else snapshot_types
+        )
         if types:
             scopes = spark.table(qualified(SCOPES))
             removed = snapshot_removals(scopes, stored_keys, run_keys, manifest.scope, types)

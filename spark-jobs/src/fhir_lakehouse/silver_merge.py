@@ -17,6 +17,9 @@ from fhir_lakehouse.silver_bronze import LOCATOR, SYSTEM_SCOPE
 KEY = ("resource_type", "id")
 
 INSERT, UPDATE, UNCHANGED, OLDER, DELETE = "insert", "update", "unchanged", "older", "delete"
+# A member of a group scope that the scope's complete snapshot no longer holds (deleted only when
+# no other scope holds it).
+RELEASE = "release"
 OPS = (INSERT, UPDATE, UNCHANGED, OLDER)
 
 
@@ -104,10 +107,23 @@ def older_sql(s: str, t: str) -> str:
     )
 
 
-def classify(latest: DataFrame, target: DataFrame) -> DataFrame:
+def classify(
+    latest: DataFrame,
+    target: DataFrame,
+    snapshot_types: Sequence[str] | None = None,
+    members: DataFrame | None = None,
+) -> DataFrame:
     """Adds `_op` to each incoming winner: insert, update, unchanged (same hash) or older.
 
     `target` is silver.resources' key columns (type, id, version_id, last_updated, content_hash).
+
+    With `snapshot_types` the run is a complete snapshot and its absences come out of the same
+    join, with the winner's columns null: no second pass over silver.resources and the run's keys.
+    Without `members` (the system scope: silver.resources is the scope) a stored key of those
+    types that the run does not hold gets `_op` = delete. With `members` (the group scope's
+    memberships: key columns) such a member gets `_op` = release, `_member` tells the run's rows
+    that are members already, and `_stored` the released keys silver.resources holds.
+    `target` must then hold only the types that matter (those of the run and the snapshot).
     """
     t = target.select(
         *KEY,
@@ -122,11 +138,23 @@ def classify(latest: DataFrame, target: DataFrame) -> DataFrame:
         .when(F.expr(s_older), F.lit(OLDER))
         .otherwise(F.lit(UPDATE))
     )
-    return (
-        latest.join(t, list(KEY), "left")
-        .withColumn("_op", op)
-        .drop("_t_version_id", "_t_last_updated", "_t_hash")
-    )
+    absent = F.col("_copies").isNull()  # a stored key or a member with no winner in the run
+    in_snapshot = ~absent | F.col("resource_type").isin(list(snapshot_types or []))
+    if snapshot_types is None:
+        joined = latest.join(t, list(KEY), "left")
+    elif members is None:
+        op = F.when(absent, F.lit(DELETE)).otherwise(op)
+        joined = latest.join(t, list(KEY), "full_outer").where(in_snapshot)
+    else:
+        op = F.when(absent, F.lit(RELEASE)).otherwise(op)
+        flagged = members.select(*KEY, F.lit(True).alias("_member"))
+        joined = (
+            latest.join(flagged, list(KEY), "full_outer")
+            .where(in_snapshot)
+            .join(t, list(KEY), "left")
+            .withColumn("_stored", F.col("_t_hash").isNotNull())
+        )
+    return joined.withColumn("_op", op).drop("_t_version_id", "_t_last_updated", "_t_hash")
 
 
 def snapshot_removals(
