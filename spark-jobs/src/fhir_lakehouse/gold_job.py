@@ -298,19 +298,23 @@ def _merge_rows(
     spark: SparkSession,
     table: GoldTable,
     schema: StructType,
-    new_rows: list[Any],
-    current_rows: list[Any],
+    new_rows: list[tuple[Any, ...]],
+    current_rows: list[tuple[Any, ...]],
     patient_keys: list[str] | None,
 ) -> int:
-    """MERGE for small changes: new and current rows of the groups are compared in the driver
-    and only rows that differ (ignoring _run_id) are written, from a local relation, so the
-    MERGE plans no scans for its source. Returns the rows written or deleted."""
+    """MERGE for small changes: new and current rows of the groups (tuples in the table's column
+    order) are compared in the driver and only rows that differ (ignoring _run_id) are written,
+    from a local relation, so the MERGE plans no scans for its source. Returns the rows written
+    or deleted."""
+    names = table.column_names
+    key_at = [names.index(k) for k in table.row_key]
+    body_at = [i for i, c in enumerate(names) if c != "_run_id"]
 
-    def row_key(r: Any) -> tuple[Any, ...]:
-        return tuple(r[k] for k in table.row_key)
+    def row_key(r: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(r[i] for i in key_at)
 
-    def body(r: Any) -> tuple[Any, ...]:
-        return tuple(r[c] for c in table.column_names if c != "_run_id")
+    def body(r: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(r[i] for i in body_at)
 
     current = {row_key(r): r for r in current_rows}
     new = {row_key(r): r for r in new_rows}
@@ -318,9 +322,7 @@ def _merge_rows(
     deletes = [r for k, r in current.items() if k not in new]
     if not upserts and not deletes:
         return 0
-    data = [(*r, False) for r in upserts] + [
-        (*(r[c] for c in table.column_names), True) for r in deletes
-    ]
+    data = [(*r, False) for r in upserts] + [(*r, True) for r in deletes]
     with_flag = StructType([*schema.fields, StructField("_gold_delete", BooleanType())])
     source = spark.createDataFrame(data, with_flag)
     _run_merge(spark, table, source, patient_keys)
@@ -722,11 +724,15 @@ def _refresh_groups(
         select = [F.expr(key_exprs[k]).alias(k) for k in table.group_key] + [
             F.col(c) for c in SILVER_INPUTS[view]
         ]
-        new = changed.new(view).select(*select)
-        old = changed.old(view, wm.silver_snapshots.get(view)).select(*select)
+        new = changed.new(view).select(*select, F.lit(True).alias("_gold_is_new"))
+        old = changed.old(view, wm.silver_snapshots.get(view)).select(
+            *select, F.lit(False).alias("_gold_is_new")
+        )
         key_schema = StructType(new.schema.fields[:n])
+        # Old and new rows in one collect: one Spark job instead of two.
+        rows = [tuple(r) for r in new.union(old).collect()]  # by position: key names repeat columns
         groups |= inc.changed_groups(
-            [tuple(r) for r in old.collect()], [tuple(r) for r in new.collect()], n
+            [r[:-1] for r in rows if not r[-1]], [r[:-1] for r in rows if r[-1]], n
         )
     if not groups:
         return 0
@@ -758,12 +764,19 @@ def _merge_recomputed(
     """MERGEs the recomputed rows of `groups` over the table's current rows of those groups:
     compared in the driver when they are few (only differing rows are written), else by Spark."""
     if extra_upserts is None and n_groups <= settings.local_merge_groups:
+        # New and current rows in one collect (one Spark job fewer than two collects).
+        side = "_gold_is_new"
+        current = _current_rows(spark, table, groups, in_list).select(*table.column_names)
+        both = new_rows.withColumn(side, F.lit(True)).unionByName(
+            current.withColumn(side, F.lit(False))
+        )
+        rows = [tuple(r) for r in both.collect()]
         _merge_rows(
             spark,
             table,
             new_rows.schema,
-            new_rows.collect(),
-            _current_rows(spark, table, groups, in_list).collect(),
+            [r[:-1] for r in rows if r[-1]],
+            [r[:-1] for r in rows if not r[-1]],
             in_list,
         )
         return
