@@ -540,13 +540,17 @@ def run_silver(
                     .when(view_readable(rtype), F.lit(_OK))
                     .otherwise(F.lit(_VIEW_REJECT))
                 )
-                kind_counts.append(
-                    frame.groupBy("resource_type", "_op", kind.alias("_kind")).count()
-                )
+                kind_counts.append(frame.select("resource_type", "_op", kind.alias("_kind")))
             view_rejects: dict[str, int] = {}
             key_rejects: set[str] = set()
-            # One Spark job parses every type (and fills the caches every later step reads).
-            for r in _union(kind_counts).collect() if kind_counts else []:
+            # One Spark job parses every type (and fills the caches every later step reads): one
+            # aggregate over the union, so one shuffle, not one per type.
+            counted = (
+                _union(kind_counts).groupBy("resource_type", "_op", "_kind").count().collect()
+                if kind_counts
+                else []
+            )
+            for r in counted:
                 rtype, n = str(r["resource_type"]), int(r["count"])
                 if r["_kind"] == _KEY_REJECT:
                     c = result.types[rtype]
