@@ -225,7 +225,11 @@ def ensure_view_tables(
             spark.sql(create_table_sql(view.name, schema, layout))
             continue
         statements = evolve_schema(spark, view.name, schema)
-        meta.set_properties(spark, qualified(view.name), {SCHEMA_KEY_PROPERTY: key})
+        # The layout's write properties too, so a table made by an earlier version gets today's
+        # (its partitioning stays: changing it would be a rewrite).
+        props = view_layout(view.name, set(schema.fieldNames())).properties
+        props = {k: v for k, v in props.items() if k != "format-version"}  # reserved: set once
+        meta.set_properties(spark, qualified(view.name), {**props, SCHEMA_KEY_PROPERTY: key})
         added[view.name] = [s.split("`")[1] for s in statements if " ADD COLUMN " in s]
     return added
 
