@@ -76,7 +76,9 @@ def record_changed_patients(spark: SparkSession, run_id: str, patient_keys: Data
 def changed_patients_between(
     spark: SparkSession, since_snapshot: int | None, until_snapshot: int | None
 ) -> DataFrame:
-    """Patient keys appended to changed_patients after `since_snapshot`, up to `until_snapshot`.
+    """Patient keys appended to changed_patients after `since_snapshot`, up to `until_snapshot`
+    (a key may repeat: callers collect the few keys and deduplicate them in the driver, which
+    saves the shuffle of a distinct).
 
     When every snapshot in between only appended rows (or compacted files), an incremental append
     scan reads just the files those snapshots added; otherwise (silver rewrote the table, e.g.
@@ -99,7 +101,7 @@ def changed_patients_between(
             # (run_id, key) pairs, so a key recorded again by a later run counts as changed again.
             before = meta.read_at(spark, table, since_snapshot).select("run_id", "patient_key")
             now = now.exceptAll(before)
-    return now.select("patient_key").where(F.col("patient_key").isNotNull()).distinct()
+    return now.select("patient_key").where(F.col("patient_key").isNotNull())
 
 
 def appends_only(chain: list[meta.SnapshotInfo], since: int, until: int) -> bool:

@@ -187,7 +187,7 @@ class ChangedRows:
         self._frames: dict[tuple[str, int | None], DataFrame] = {}
         self._lock = threading.Lock()  # tables refreshed in parallel share the frames
 
-    def _filtered(self, view: str, frame: DataFrame) -> DataFrame:
+    def _filtered(self, view: str, frame: DataFrame, persist: bool = True) -> DataFrame:
         col = F.col(patient_column(view))
         if self.in_list:
             out = frame.where(col.isin(self.keys))
@@ -196,7 +196,8 @@ class ChangedRows:
             out = frame.join(F.broadcast(keys), col == F.col("_pk"), "left_semi")
         # As many partitions as cores: the rows are few, and every later query on them runs one
         # task per partition.
-        return out.coalesce(max(1, self.spark.sparkContext.defaultParallelism)).persist()
+        out = out.coalesce(max(1, self.spark.sparkContext.defaultParallelism))
+        return out.persist() if persist else out
 
     def new(self, view: str) -> DataFrame:
         """The changed patients' rows of the view at the pinned (current) snapshot."""
@@ -204,10 +205,13 @@ class ChangedRows:
         return self._get(view, pin.snapshot_id, pin.frame)
 
     def old(self, view: str, snapshot_id: int | None) -> DataFrame:
-        """The changed patients' rows of the view as of an earlier snapshot (None: empty)."""
+        """The changed patients' rows of the view as of an earlier snapshot (None: empty).
+
+        Not persisted: one table reads them once (materializing a cache would cost a Spark job
+        of its own, as adaptive execution runs a cache's first build as a separate stage)."""
         if snapshot_id == self.pins[view].snapshot_id:
             return self.new(view)
-        return self._get(view, snapshot_id, _silver_at(self.spark, view, snapshot_id))
+        return self._filtered(view, _silver_at(self.spark, view, snapshot_id), persist=False)
 
     def _get(self, view: str, snapshot_id: int | None, frame: DataFrame) -> DataFrame:
         key = (view, snapshot_id)
@@ -431,7 +435,7 @@ def _refresh_tables(
 
 def _explicit_keys(spark: SparkSession, changed: DataFrame | Sequence[str]) -> DataFrame:
     if isinstance(changed, DataFrame):
-        return changed.select(F.col("patient_key").cast("string")).distinct()
+        return changed.select(F.col("patient_key").cast("string"))  # deduplicated when collected
     rows = [(k,) for k in sorted(set(changed))]
     return spark.createDataFrame(rows, "patient_key string")
 
@@ -502,7 +506,7 @@ def run_gold(
                 if explicit is not None
                 else inc.changed_patients_between(spark, since, changed_pin)
             )
-            keys = sorted(r[0] for r in df.collect())
+            keys = sorted({r[0] for r in df.collect() if r[0] is not None})
             changed_cache[since] = ChangedRows(spark, pins, keys, settings.key_list_limit)
         return changed_cache[since]
 
