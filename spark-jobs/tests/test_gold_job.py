@@ -471,3 +471,20 @@ def test_parallel_tables_run_in_the_callers_job_group_and_label_their_jobs(lake:
     assert report.spark_jobs == len(in_group) > 0
     assert all(t.mode == "full" and t.spark_jobs > 0 for t in report.tables)
     assert sum(t.spark_jobs for t in report.tables) == report.spark_jobs
+
+
+def test_small_driver_frames_are_values_lists_with_the_same_rows(spark: SparkSession) -> None:
+    """Group keys built in the driver become a VALUES list (no Spark job to broadcast them):
+    quotes, backslashes, NULLs and dates survive; other types and long lists use createDataFrame."""
+    from pyspark.sql.types import DateType, StringType, StructField, StructType
+
+    from fhir_lakehouse.gold_job import LOCAL_FRAME_ROWS, _local_frame
+
+    schema = StructType([StructField("code", StringType()), StructField("day", DateType())])
+    rows = [("it's", date(2024, 2, 29)), ("a\\b", None), (None, date(2024, 1, 1))]
+    frame = _local_frame(spark, rows, schema)
+    assert "LocalTableScan" in frame._jdf.queryExecution().executedPlan().toString()
+    assert frame.schema == schema
+    assert sorted(map(tuple, frame.collect()), key=str) == sorted(rows, key=str)
+    many = [(str(i), None) for i in range(LOCAL_FRAME_ROWS + 1)]
+    assert _local_frame(spark, many, schema).count() == len(many)

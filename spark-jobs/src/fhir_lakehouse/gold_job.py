@@ -358,6 +358,41 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# Up to this many rows, a small frame built in the driver is a SQL VALUES list (see _local_frame).
+LOCAL_FRAME_ROWS = 2000
+
+
+def _local_frame(spark: SparkSession, rows: list[tuple[Any, ...]], schema: StructType) -> DataFrame:
+    """A small frame of strings, dates and integers built in the driver, held in the query plan
+    itself (a VALUES list): broadcasting or joining it runs no Spark job, unlike a frame from
+    createDataFrame, whose rows are an RDD that a job must collect first. Larger lists (parsing
+    gets slow) and other types go through createDataFrame."""
+
+    def literal(value: Any) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, str):
+            return _sql_string(value)
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return f"DATE '{value.isoformat()}'"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        raise TypeError(type(value).__name__)
+
+    try:
+        if not rows or len(rows) > LOCAL_FRAME_ROWS:
+            raise TypeError("size")
+        values = ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
+    except TypeError:
+        return spark.createDataFrame(rows, schema)
+    aliases = [f"c{i}" for i in range(len(schema.fields))]
+    cols = ", ".join(
+        f"CAST({a} AS {f.dataType.simpleString()}) AS `{f.name}`"
+        for a, f in zip(aliases, schema.fields, strict=True)
+    )
+    return spark.sql(f"SELECT {cols} FROM VALUES {values} AS v({', '.join(aliases)})")
+
+
 def _rows_with_new_age(
     spark: SparkSession, name: str, patient: DataFrame, settings: GoldSettings, run_id: str
 ) -> DataFrame:
@@ -742,7 +777,7 @@ def _refresh_groups(
         return 0
     assert key_schema is not None
     group_list = sorted(groups, key=lambda g: tuple("" if v is None else str(v) for v in g))
-    groups_df = spark.createDataFrame(group_list, key_schema)
+    groups_df = _local_frame(spark, group_list, key_schema)
     sources = {}
     for view in table.sources:
         frame = changed.pins[view].frame
