@@ -347,7 +347,14 @@ def run_silver(
         result.bronze_rejected = bronze_reject_counts(spark, bronze, manifest)
     result.complete_snapshot, result.scope = manifest.complete, manifest.scope
     log.info("silver run %s: reading %d bronze paths", run_id, len(partitions))
-    with timer("prepare_tables"):
+    by_type = files_by_type(partitions)
+    file_schema: T.StructType | None = None
+    rows = _empty_bronze(spark)
+    n_dups = 0
+    finished_before = logged_before = False
+
+    def prepare_tables() -> None:
+        nonlocal finished_before, logged_before
         existing = existing_tables(spark)
         ensure_core_tables(spark, existing)
         silver_views.ensure_view_tables(spark, views, existing)
@@ -358,9 +365,23 @@ def run_silver(
             meta.values_with_files(spark, qualified(CHANGES), "run_id", [run_id])
         ) and bool(spark.table(qualified(CHANGES)).where(F.col("run_id") == run_id).take(1))
 
-    by_type = files_by_type(partitions)
-    file_schema = bronze_file_schema(spark, partitions) if partitions else None
-    rows = read_run(spark, partitions, file_schema) if partitions else _empty_bronze(spark)
+    def count_copies() -> None:
+        # Copies of a resource inside the run: counted by a hash aggregate of the keys (bronze
+        # only, so it needs no table and runs while the tables are prepared).
+        nonlocal file_schema, rows, n_dups
+        if partitions:
+            file_schema = bronze_file_schema(spark, partitions)
+            rows = read_run(spark, partitions, file_schema)
+        n_dups = duplicate_keys(rows.drop("resource", "source", "run_id")).count()
+
+    with timer("prepare"):  # the catalog's round trips overlap the first bronze job
+        run_concurrently(
+            [
+                timer.wall("prepare_tables", prepare_tables),
+                timer.wall("count_copies", count_copies),
+            ],
+            2,
+        )
     persisted: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
@@ -387,14 +408,12 @@ def run_silver(
     try:
         with timer("classify"):
             keys = rows.drop("resource", "source", "run_id")
-            # Copies of a resource inside the run: counted by a hash aggregate of the keys; the
-            # winner of each is picked only where there are copies (none on a normal run).
-            dups = duplicate_keys(keys)  # bronze only: recomputed in the rare case it is used
-            n_dups = dups.count()
+            # The winner of each resource delivered more than once is picked only where there
+            # are copies (none on a normal run; the aggregate is recomputed in that rare case).
             latest = (
                 as_latest(keys)
                 if n_dups == 0
-                else pick_latest(keys, dups, n_dups <= BROADCAST_ROWS)
+                else pick_latest(keys, duplicate_keys(keys), n_dups <= BROADCAST_ROWS)
             )
             # Which of the run's types silver.resources holds, from Iceberg's manifests (no scan).
             # A type it does not hold needs no comparison: every winner is an insert.
