@@ -55,27 +55,25 @@ export function runIdOf(stdout: string): string | undefined {
 
 /**
  * `node CLI run --local --patients N --workdir DIR --json`; returns the run id and its step
- * times from the metrics it wrote. Fails with "run --local is not available yet" when the CLI
- * has no local pipeline.
+ * times from the metrics it wrote. With `advance`, the next run in that work directory one
+ * simulated day later (`run --local --workdir DIR --advance --json`: the incremental run).
+ * Fails with "run --local is not available yet" when the CLI has no local pipeline.
  */
 export async function runLocalPipeline(
   cli: string,
   patients: number,
   workdir: string,
   log: (line: string) => void,
+  opts: { advance?: boolean } = {},
 ): Promise<{ runId: string; steps: StepTime[] }> {
   fs.mkdirSync(workdir, { recursive: true });
+  const args = opts.advance
+    ? [cli, "run", "--local", "--workdir", workdir, "--advance", "--json"]
+    : [cli, "run", "--local", "--patients", String(patients), "--workdir", workdir, "--json"];
+  const what = `fhir-pipeline run --local ${opts.advance ? "--advance" : `--patients ${patients}`}`;
   let stdout: string;
   try {
-    ({ stdout } = await runProcess(
-      process.execPath,
-      [cli, "run", "--local", "--patients", String(patients), "--workdir", workdir, "--json"],
-      {
-        cwd: ROOT,
-        log,
-        what: `fhir-pipeline run --local --patients ${patients}`,
-      },
-    ));
+    ({ stdout } = await runProcess(process.execPath, args, { cwd: ROOT, log, what }));
   } catch (err) {
     const stderr = (err as Error & { stderr?: string }).stderr ?? "";
     if (NOT_AVAILABLE.test(stderr)) throw new Error(`run --local is not available yet (${stderr.trim().split("\n").pop()})`);
@@ -83,7 +81,7 @@ export async function runLocalPipeline(
   }
   const rows = readMetrics(workdir);
   const runId = runIdOf(stdout) ?? listRuns(rows).pop()?.runId;
-  if (!runId) throw new Error(`run --local --patients ${patients} recorded no metrics in ${workdir}`);
+  if (!runId) throw new Error(`${what} recorded no metrics in ${workdir}`);
   return { runId, steps: stepTimes(rows, runId) };
 }
 

@@ -3,6 +3,9 @@
 // stage times come from each run's metrics Parquet (the report's step times), so the benchmark
 // measures what the product measures. Ratios: scaling.<step>.exponent, target <= 1.1.
 //
+// Then the largest size runs once more, one simulated day later (`--advance`): the incremental
+// run's time over the first's, target <= 0.5 (issue 6: "much faster than the first run").
+//
 // Sizes (patients, ~170 resources each): 30, 100, 300 by default; 10, 30, 100 with --quick (each
 // local run pays several minutes of fixed Spark cost on 2 cores, so larger defaults would not fit
 // the 30-minute budget of `npm run bench`); SCALING_SIZES=a,b,c
@@ -32,6 +35,20 @@ async function measure(cli: string, patients: number, workdir: string, log: (lin
   return { size: patients, resources, stepSeconds: Object.fromEntries(steps.map((s) => [s.step, s.seconds])) };
 }
 
+/**
+ * The incremental run's time over the first run's (pure): in total over the steps both ran, and
+ * per step. A step only one of them ran is left out of both.
+ */
+export function incrementalRatios(
+  first: Record<string, number>,
+  next: Record<string, number>,
+): { total: number; stages: Record<string, number> } {
+  const steps = Object.keys(first).filter((s) => s in next && first[s] > 0);
+  if (steps.length === 0) throw new Error("the first and the incremental run have no step in common");
+  const sum = (times: Record<string, number>) => steps.reduce((a, s) => a + times[s], 0);
+  return { total: sum(next) / sum(first), stages: Object.fromEntries(steps.map((s) => [s, next[s] / first[s]])) };
+}
+
 export function run(opts: BenchOptions): Promise<BenchResult> {
   return runScaling(opts, CLI);
 }
@@ -50,6 +67,18 @@ export async function runScaling(opts: BenchOptions, cli: string): Promise<Bench
     );
     points.push(point);
   }
+  // The largest size once more, one simulated day later: the incremental run against the first.
+  const largest = sizes[sizes.length - 1];
+  opts.log(`pipeline with ${largest} patients one simulated day later (incremental)`);
+  const day1 = await runLocalPipeline(cli, largest, path.join(opts.workdir, `patients-${largest}`), opts.log, { advance: true });
+  const first = points[points.length - 1].stepSeconds;
+  const next = Object.fromEntries(day1.steps.map((s) => [s.step, s.seconds]));
+  const incremental = incrementalRatios(first, next);
+  opts.log(
+    `${largest} patients, day 1: ${Object.entries(next)
+      .map(([s, t]) => `${s} ${t.toFixed(1)} s`)
+      .join(", ")}`,
+  );
   const { fits, skipped } = stageExponents(points);
   const ratios: BenchRatio[] = fits.map(({ step, fit }) => ({
     name: `scaling.${step}.exponent`,
@@ -58,6 +87,17 @@ export async function runScaling(opts: BenchOptions, cli: string): Promise<Bench
     target: { op: "<=", value: 1.1 },
     detail: `${step}: time ~ resources^k fitted over ${fit.points} runs (${points.map((p) => p.resources).join(", ")} resources), r2 ${fit.r2.toFixed(3)}; 1.0 is linear`,
   }));
+  ratios.push({
+    name: "scaling.incremental_vs_first",
+    value: incremental.total,
+    higherIsBetter: false,
+    target: { op: "<=", value: 0.5 },
+    detail: `the whole local pipeline one simulated day later (incremental) / its first run, ${largest} patients, same work dir; per stage: ${Object.entries(
+      incremental.stages,
+    )
+      .map(([s, r]) => `${s} ${r.toFixed(2)}`)
+      .join(", ")}`,
+  });
   const info: Record<string, number | string> = {
     sizes: sizes.join(","),
     resources: points.map((p) => p.resources).join(","),
@@ -72,5 +112,6 @@ export async function runScaling(opts: BenchOptions, cli: string): Promise<Bench
   );
   for (const { step } of fits) info[`${step}_seconds`] = points.map((p) => p.stepSeconds[step].toFixed(1)).join(",");
   if (skipped.length) info.not_fitted = skipped.join(",");
+  for (const [step, ratio] of Object.entries(incremental.stages)) info[`incremental_${step}_vs_first`] = Number(ratio.toFixed(3));
   return { name: "scaling", ratios, info };
 }

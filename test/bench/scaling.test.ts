@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type ScalingPoint, fitPowerLaw, span, stageExponents } from "../../bench/scaling-fit";
-import { runScaling, scalingSizes } from "../../bench/scaling.bench";
+import { incrementalRatios, runScaling, scalingSizes } from "../../bench/scaling.bench";
 
 describe("power-law fit", () => {
   it("recovers the exponent and coefficient of exact power laws", () => {
@@ -75,6 +75,15 @@ describe("stage exponents", () => {
   });
 });
 
+describe("incremental ratios", () => {
+  it("compares the steps both runs ran, in total and per step", () => {
+    const r = incrementalRatios({ extract: 2, silver: 20, gold: 8, maintenance: 1 }, { extract: 2, silver: 5, gold: 3 });
+    expect(r.total).toBeCloseTo(10 / 30, 10);
+    expect(r.stages).toEqual({ extract: 1, silver: 0.25, gold: 0.375 });
+    expect(() => incrementalRatios({ a: 1 }, { b: 1 })).toThrow(/no step in common/);
+  });
+});
+
 describe("the scaling benchmark", () => {
   const fixtures = path.join(__dirname, "fixtures");
   let workdir: string;
@@ -88,7 +97,16 @@ describe("the scaling benchmark", () => {
   it("fits each stage from the metrics the pipeline runs record", async () => {
     const result = await runScaling(opts(), path.join(fixtures, "linear-pipeline-cli.js"));
     const byName = Object.fromEntries(result.ratios.map((r) => [r.name, r]));
-    expect(Object.keys(byName)).toEqual(["scaling.extract.exponent", "scaling.silver.exponent", "scaling.gold.exponent"]);
+    expect(Object.keys(byName)).toEqual([
+      "scaling.extract.exponent",
+      "scaling.silver.exponent",
+      "scaling.gold.exponent",
+      "scaling.incremental_vs_first",
+    ]);
+    // 100 patients: first 5 + 20 + 3 s, day 1 5 + 2 + 3 s.
+    expect(byName["scaling.incremental_vs_first"].value).toBeCloseTo(10 / 28, 6);
+    expect(byName["scaling.incremental_vs_first"]).toMatchObject({ higherIsBetter: false, target: { op: "<=", value: 0.5 } });
+    expect(result.info).toMatchObject({ incremental_silver_vs_first: 0.1, incremental_gold_vs_first: 1 });
     expect(byName["scaling.extract.exponent"].value).toBeCloseTo(1, 6);
     expect(byName["scaling.silver.exponent"].value).toBeCloseTo(1, 6);
     expect(byName["scaling.gold.exponent"].value).toBeCloseTo(0, 6);
