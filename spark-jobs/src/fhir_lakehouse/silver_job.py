@@ -235,9 +235,9 @@ def reject_reason() -> Column:
 # silver.resources (a hash join without a shuffle of the big side); above it AQE decides.
 BROADCAST_ROWS = 2_000_000
 
-# Table writes at once at the end of a run (resources, scopes, changed patients, view tables):
-# they are mostly commit latency on small data, which overlaps well on a 2-core driver.
-WRITE_WORKERS = 3
+# View tables refreshed at once (types), next to the other writes of a run: a daily run's writes
+# are mostly job and commit latency on small data, which overlaps well even on a 2-core driver.
+VIEW_WORKERS = 4
 
 
 def _small(df: DataFrame, rows: int) -> DataFrame:
@@ -775,7 +775,7 @@ def run_silver(
                     view_rejects=view_rejects,
                 )
             result.views = silver_views.refresh_views(
-                spark, views, run_id, run_changes, workers=WRITE_WORKERS
+                spark, views, run_id, run_changes, workers=VIEW_WORKERS
             )
 
         with timer("recover_views"):
@@ -786,7 +786,7 @@ def run_silver(
             for rid in pending:
                 silver_views.refresh_views(spark, views, rid)
                 _record_done(spark, rid, RUN_DONE, None)
-        writes = {
+        writes = {  # in the order a retried run needs them
             "write_resources": write_resources,
             "write_scopes": write_scopes,
             "changed_patients": changed_patients,
@@ -800,9 +800,11 @@ def run_silver(
         else:
             # The writes go to different tables from inputs already computed and pinned: at
             # once. Each part's wall time is kept; the stages are recorded for the whole step.
+            # All four at once: the views (the longest, themselves up to VIEW_WORKERS types at
+            # a time) must not wait for a free thread behind the others.
             with timer("write"):
                 run_concurrently(
-                    [timer.wall(name, write) for name, write in writes.items()], WRITE_WORKERS
+                    [timer.wall(name, write) for name, write in writes.items()], len(writes)
                 )
         if not finished_before:
             _record_done(spark, run_id, RUN_DONE, result)
