@@ -488,3 +488,13 @@ def test_small_driver_frames_are_values_lists_with_the_same_rows(spark: SparkSes
     assert sorted(map(tuple, frame.collect()), key=str) == sorted(rows, key=str)
     many = [(str(i), None) for i in range(LOCAL_FRAME_ROWS + 1)]
     assert _local_frame(spark, many, schema).count() == len(many)
+
+
+def test_only_views_several_incremental_tables_read_are_cached() -> None:
+    from fhir_lakehouse.gold_job import shared_changed_views
+
+    assert shared_changed_views(GOLD_TABLES, SETTINGS) == {"observation", "medication_request"}
+    by_groups = GoldSettings(strategies={"encounter_monthly": "affected_groups"})
+    assert "encounter" in shared_changed_views(GOLD_TABLES, by_groups)
+    one = [t for t in GOLD_TABLES if t.name == "latest_observation"]
+    assert shared_changed_views(one, SETTINGS) == set()

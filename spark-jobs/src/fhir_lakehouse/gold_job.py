@@ -18,6 +18,7 @@ import logging
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -173,17 +174,25 @@ class ChangedRows:
 
     One filtered scan per view and snapshot: the keys as a literal IN list, which Iceberg pushes
     into file and row-group pruning (bloom filters on the patient key), or a broadcast semi join
-    when the list is long. The result is a small fraction of the view, so it is persisted (lazily:
-    the first table that reads it materializes it) and the other tables read it from memory.
+    when the list is long. The result is a small fraction of the view; for a view several tables
+    read (`shared`) it is persisted (lazily: the first table that reads it materializes it) and
+    the other tables read it from memory. A view one table reads is not: building a cache costs a
+    Spark job of its own (adaptive execution runs it as a separate stage) and would save nothing.
     """
 
     def __init__(
-        self, spark: SparkSession, pins: dict[str, SilverPin], keys: list[str], limit: int
+        self,
+        spark: SparkSession,
+        pins: dict[str, SilverPin],
+        keys: list[str],
+        limit: int,
+        shared: set[str] | None = None,
     ) -> None:
         self.spark = spark
         self.pins = pins
         self.keys = keys
         self.in_list = len(keys) <= limit
+        self.shared = set(pins) if shared is None else shared
         self._frames: dict[tuple[str, int | None], DataFrame] = {}
         self._lock = threading.Lock()  # tables refreshed in parallel share the frames
 
@@ -217,7 +226,7 @@ class ChangedRows:
         key = (view, snapshot_id)
         with self._lock:
             if key not in self._frames:
-                self._frames[key] = self._filtered(view, frame)
+                self._frames[key] = self._filtered(view, frame, persist=view in self.shared)
             return self._frames[key]
 
     def release(self) -> None:
@@ -468,6 +477,16 @@ def _refresh_tables(
         return [f.result() for f in futures]
 
 
+def shared_changed_views(tables: Sequence[GoldTable], settings: GoldSettings) -> set[str]:
+    """Silver views whose changed rows more than one of the tables may read in an incremental
+    run (tables recomputed in full by design read the whole view instead)."""
+    readers: Counter[str] = Counter()
+    for table in tables:
+        if settings.strategies.get(table.name, table.strategy) != "full":
+            readers.update(list(table.sources))  # the view names (a dict would add its values)
+    return {view for view, n in readers.items() if n > 1}
+
+
 def _explicit_keys(spark: SparkSession, changed: DataFrame | Sequence[str]) -> DataFrame:
     if isinstance(changed, DataFrame):
         return changed.select(F.col("patient_key").cast("string"))  # deduplicated when collected
@@ -542,7 +561,9 @@ def run_gold(
                 else inc.changed_patients_between(spark, since, changed_pin)
             )
             keys = sorted({r[0] for r in df.collect() if r[0] is not None})
-            changed_cache[since] = ChangedRows(spark, pins, keys, settings.key_list_limit)
+            changed_cache[since] = ChangedRows(
+                spark, pins, keys, settings.key_list_limit, shared_changed_views(selected, settings)
+            )
         return changed_cache[since]
 
     patient_pin = pins["patient"]
