@@ -269,7 +269,10 @@ def _write_view(
     rows: DataFrame,
     delete_ids: DataFrame | None,
     refresh: ViewRefresh,
+    ids_unique: bool = False,
 ) -> None:
+    """Appends `rows` to the view's table, or (with `delete_ids`) replaces those ids' rows in one
+    MERGE. `ids_unique`: the ids are known to be distinct (no shuffle to make them so)."""
     table = qualified(view.name)
     schema = spark.table(table).schema
     aligned = _aligned(rows, schema)
@@ -277,7 +280,9 @@ def _write_view(
     if delete_ids is None:
         aligned.writeTo(table).append()
     else:
-        markers = delete_ids.select(F.col("id").alias(view.key)).distinct()
+        markers = delete_ids.select(F.col("id").alias(view.key))
+        if not ids_unique:  # a target row must match one marker at most
+            markers = markers.distinct()
         source = aligned.withColumn("_op", F.lit(INSERT)).unionByName(
             markers.withColumn("_op", F.lit(DELETE)), allowMissingColumns=True
         )
@@ -406,7 +411,10 @@ def _refresh_from_parse(
             frame = _table_frame(view, compiled.tables[view.name])
         else:  # only deletes of this type: markers and no rows
             frame = spark.createDataFrame([], _aligned_schema(spark, view))
-        _write_view(spark, view, frame, None if view in fresh else markers, refresh)
+        # The run's updated and deleted ids: each resource once (a key is one or the other).
+        _write_view(
+            spark, view, frame, None if view in fresh else markers, refresh, ids_unique=True
+        )
 
 
 def _aligned_schema(spark: SparkSession, view: SilverView) -> T.StructType:
