@@ -8,11 +8,13 @@ local properties (job group, description), so progress and metrics still follow 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 from pyspark import inheritable_thread_target
+from pyspark.sql import SparkSession
 
 R = TypeVar("R")
 
@@ -28,3 +30,16 @@ def run_concurrently(tasks: Sequence[Callable[[], R]], workers: int) -> list[R]:
     with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
         futures = [pool.submit(inheritable_thread_target(task)) for task in tasks]
     return [f.result() for f in futures]
+
+
+@contextmanager
+def job_description(spark: SparkSession, text: str) -> Iterator[None]:
+    """Labels the Spark jobs this thread starts inside the block (Spark UI, status store), then
+    restores the label it had."""
+    sc = spark.sparkContext
+    previous = sc.getLocalProperty("spark.job.description")
+    sc.setJobDescription(text)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.job.description", previous)  # type: ignore[arg-type]

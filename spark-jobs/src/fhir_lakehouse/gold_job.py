@@ -20,18 +20,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, Literal
 
-from pyspark import inheritable_thread_target
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, StructField, StructType
 
 from fhir_lakehouse import gold_incremental as inc
 from fhir_lakehouse import iceberg_metadata as meta
+from fhir_lakehouse.concurrent_jobs import job_description, run_concurrently
 from fhir_lakehouse.gold_tables import (
     GOLD_TABLES,
     PATIENT_SUMMARY,
@@ -462,19 +462,10 @@ def _refresh_tables(
     """
 
     def one(table: GoldTable) -> TableReport:
-        sc = spark.sparkContext
-        previous = sc.getLocalProperty("spark.job.description")
-        sc.setJobDescription(_job_description(table.name))
-        try:
+        with job_description(spark, _job_description(table.name)):
             return _refresh_table(spark, table, ctx)
-        finally:
-            sc.setLocalProperty("spark.job.description", previous)  # type: ignore[arg-type]
 
-    if workers <= 1 or len(tables) <= 1:
-        return [one(t) for t in tables]
-    with ThreadPoolExecutor(max_workers=min(workers, len(tables))) as pool:
-        futures = [pool.submit(inheritable_thread_target(one), t) for t in tables]
-        return [f.result() for f in futures]
+    return run_concurrently([partial(one, t) for t in tables], workers)
 
 
 def shared_changed_views(tables: Sequence[GoldTable], settings: GoldSettings) -> set[str]:

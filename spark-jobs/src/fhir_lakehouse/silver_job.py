@@ -10,9 +10,11 @@ Steps, in the order that makes a crashed run safe to re-run:
     resourceType, id and the corrupt-record field), and keep that parse: it feeds the reject check
     (what cannot be parsed goes to silver.rejects), the counts and, in step 7, the views;
  5. work out deletes: the manifest's `deleted` entries and, for a complete snapshot, what the
-    scope (groups x types) no longer holds;
- 6. log the changes (silver.resource_changes), append the inserts, MERGE updates and deletes,
-    update scope membership, record changed patients for gold;
+    scope (groups x types) no longer holds (found by step 3's join when the manifest names the
+    snapshot's types);
+ 6. log the changes (silver.resource_changes); then, at once (they write different tables):
+    append the inserts and MERGE updates and deletes, update scope membership, record changed
+    patients for gold, and (step 7) refresh the views;
  7. refresh each view table from the run's parse of the resources it changed (and finish any
     earlier run whose views were interrupted, from its change log and silver.resources), then
     record the run as done in silver.runs.
@@ -27,7 +29,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +43,7 @@ from pyspark.sql import types as T
 
 from fhir_lakehouse import iceberg_metadata as meta
 from fhir_lakehouse import silver_views
-from fhir_lakehouse.concurrent_jobs import run_concurrently
+from fhir_lakehouse.concurrent_jobs import job_description, run_concurrently
 from fhir_lakehouse.gold_incremental import record_changed_patients
 from fhir_lakehouse.lake_contract import layer_uri
 from fhir_lakehouse.silver_bronze import (
@@ -159,16 +161,9 @@ class _Timings:
             yield
         self._record(name, time.perf_counter() - t0)
 
-    @contextmanager
-    def _described(self, name: str) -> Iterator[None]:
+    def _described(self, name: str) -> AbstractContextManager[None]:
         # The step names its Spark jobs (Spark UI, status store): "silver <step>".
-        sc = self.spark.sparkContext
-        previous = sc.getLocalProperty("spark.job.description")
-        sc.setJobDescription(f"silver {name}")
-        try:
-            yield
-        finally:
-            sc.setLocalProperty("spark.job.description", previous)  # type: ignore[arg-type]
+        return job_description(self.spark, f"silver {name}")
 
     def wall(self, name: str, step: Callable[[], None]) -> Callable[[], None]:
         """`step` timed by wall clock alone, for steps run at once (whose Spark stages the
