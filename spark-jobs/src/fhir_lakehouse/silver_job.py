@@ -888,9 +888,6 @@ def _plan_deletes(
             deletes.append(removed.where(F.col("_delete")).select(*KEY))
             if manifest.scope != SYSTEM_SCOPE:
                 releases.append(removed.select(F.lit(manifest.scope).alias("scope"), *KEY))
-    if manifest.scope == SYSTEM_SCOPE and len(deletes) == 2 and not manifest.deleted:
-        # Only the snapshot's absences: keys read from silver.resources itself, each once.
-        return deletes[1], releases[0]
     union_deletes = deletes[0]
     for d in deletes[1:]:
         union_deletes = union_deletes.unionByName(d)
